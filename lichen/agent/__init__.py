@@ -1,0 +1,1 @@
+"""The agent: advertises a machine's resources, runs tasks, reports their statuses."""

@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by every daemon: serving, error rendering, RecordIO streams."""

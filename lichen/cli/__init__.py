@@ -1,0 +1,1 @@
+"""The `lichen` command: daemons (`master`, `agent`, `up`), benchmarks and client verbs."""

@@ -1,0 +1,91 @@
+"""The `lichen` command line.
+
+Daemons (`master`, `agent`, `up`) and `bench` live here; client verbs join later.
+Errors: a `LichenError` becomes a message on stderr and exit code 1; usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from lichen import __version__
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@click.group()
+@click.version_option(__version__, prog_name="lichen")
+def cli() -> None:
+    """lichen: the Mesosphere datacenter stack in Python."""
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=5050, show_default=True, type=int, help="Port to bind (0: any free port).")
+@click.option("--work-dir", required=True, type=click.Path(path_type=Path), help="Where the registry lives.")
+@click.option("--hostname", default=None, help="Hostname to advertise (default: the bound address).")
+@click.option("--allocation-interval", default=1.0, show_default=True, type=float, help="Seconds between allocation cycles.")
+@click.option("--offer-timeout", default=None, type=float, help="Rescind offers after this many seconds (default: never).")
+@click.option("--agent-ping-timeout", default=15.0, show_default=True, type=float, help="Seconds an agent has to answer a ping.")
+@click.option("--max-agent-ping-timeouts", default=5, show_default=True, type=int, help="Missed pings before an agent is unreachable.")
+@click.option("--weights", default="", help="Role weights, e.g. ops=2,batch=1.")
+@click.option("--max-completed-tasks-per-framework", default=1000, show_default=True, type=int)
+@click.option("--max-completed-frameworks", default=50, show_default=True, type=int)
+@click.option("--log-level", default="info", show_default=True)
+def master(**opts: object) -> None:
+    """Run a Mesos-compatible master."""
+    from lichen.master.flags import MasterFlags, parse_weights
+    from lichen.master.main import run
+
+    _setup_logging(str(opts.pop("log_level")))
+    try:
+        weights = parse_weights(str(opts.pop("weights")))
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--weights") from None
+    run(MasterFlags(weights=weights, **opts))  # type: ignore[arg-type]
+
+
+@cli.command()
+@click.option("--master", "master_addr", required=True, help="The master's host:port.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=5051, show_default=True, type=int, help="Port to bind (0: any free port).")
+@click.option("--work-dir", required=True, type=click.Path(path_type=Path), help="Sandboxes and checkpoints.")
+@click.option("--hostname", default=None, help="Hostname to advertise.")
+@click.option("--resources", default=None, help='e.g. "cpus:4;mem:4096;disk:10000;ports:[31000-32000];cpus(ops):2".')
+@click.option("--attributes", default=None, help='e.g. "rack:a;zone:1".')
+@click.option("--containerizers", default="process", show_default=True)
+@click.option("--executor-shutdown-grace-period", default=5.0, show_default=True, type=float)
+@click.option("--executor-registration-timeout", default=60.0, show_default=True, type=float)
+@click.option("--status-update-retry-interval", default=10.0, show_default=True, type=float)
+@click.option("--gc-delay", default=604800.0, show_default=True, type=float, help="Seconds a finished sandbox is kept at most.")
+@click.option("--gc-disk-headroom", default=0.1, show_default=True, type=float)
+@click.option("--cgroups-root", default="lichen", show_default=True)
+@click.option("--log-level", default="info", show_default=True)
+def agent(master_addr: str, **opts: object) -> None:
+    """Run a Mesos-compatible agent."""
+    from lichen.agent.flags import AgentFlags
+    from lichen.agent.main import run
+
+    _setup_logging(str(opts.pop("log_level")))
+    run(AgentFlags(master=master_addr, **opts))  # type: ignore[arg-type]
+
+
+def main() -> None:
+    from lichen.cli import up as _up  # noqa: F401  (registers `up`)
+    from lichen.cli import bench as _bench  # noqa: F401  (registers `bench`)
+
+    cli(prog_name="lichen")
+
+
+if __name__ == "__main__":
+    main()
