@@ -604,3 +604,29 @@ def _json_value(item: dict[str, Any], kind: Any, where: str) -> _Value:
     except (KeyError, TypeError, AttributeError):
         raise InvalidRequest(f"{where} does not match its type {kind}", field=where) from None
     raise InvalidRequest(f"{where} has unknown type {kind!r}", field=where)
+
+
+def saturating_sub(a: Resources, b: Resources) -> Resources:
+    """`a - b`, but taking away only what `a` has (never raises)."""
+    if not b or not a:
+        return a
+    if b is a:
+        return _EMPTY
+    items = dict(a._items)
+    for key, value in b._items.items():
+        mine = items.get(key)
+        if mine is None:
+            continue
+        if isinstance(mine, int) and isinstance(value, int):
+            left: _Value = max(0, mine - value)
+        elif isinstance(mine, tuple) and isinstance(value, tuple):
+            left = _subtract_ranges(mine, value)
+        elif isinstance(mine, frozenset) and isinstance(value, frozenset):
+            left = mine - value
+        else:
+            continue
+        if left:
+            items[key] = left
+        else:
+            del items[key]
+    return Resources._make(items)
