@@ -65,9 +65,7 @@ class Filters:
         expiries = [*self.by_agent.values(), *(u for _, u in self.groups)]
         self.next_expiry = min(expiries, default=float("inf"))
 
-    def covers(
-        self, agent_ids: Collection[str], now: float, subset_cache: dict[int, bool]
-    ) -> bool:
+    def covers(self, agent_ids: Collection[str], now: float, subset_cache: dict[int, bool]) -> bool:
         """Whether live filters block every agent in `agent_ids` (a frozenset).
 
         Conservative: a cover made of several groups plus singles reads as False and
