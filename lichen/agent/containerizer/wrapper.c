@@ -144,12 +144,20 @@ int main(int argc, char **argv) {
     signal(SIGINT, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
 
+    /* Closed by the child's exec (or exit): the pid file appears only once the task's
+       signal dispositions are its own, so a SIGTERM sent as soon as it is read counts. */
+    int ready[2];
+    if (pipe2(ready, O_CLOEXEC) < 0) {
+        perror("lichen-wrap: pipe");
+        return 1;
+    }
     pid_t child = fork();
     if (child < 0) {
         perror("lichen-wrap: fork");
         return 1;
     }
     if (child == 0) {
+        close(ready[0]);
         if (setpgid(0, 0) < 0) die("setpgid");
         redirect(sandbox, "stdout", STDOUT_FILENO);
         redirect(sandbox, "stderr", STDERR_FILENO);
@@ -163,6 +171,11 @@ int main(int argc, char **argv) {
     /* Also set it here: whichever of parent and child runs first, the group exists
        before the pid file names it. EACCES after the child's exec is fine. */
     setpgid(child, child);
+    close(ready[1]);
+    char byte;
+    while (read(ready[0], &byte, 1) < 0 && errno == EINTR) {
+    }
+    close(ready[0]);
     if (write_file_atomic(meta, "pid", (long)child) < 0) {
         perror("lichen-wrap: writing pid");
         kill(child, SIGKILL);
