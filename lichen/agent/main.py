@@ -1,0 +1,57 @@
+"""`lichen agent`: wire the agent together and run it until SIGTERM/SIGINT.
+
+Stopping leaves every task running (as Mesos does): a restarted agent with the same
+work dir recovers them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+from lichen.agent.agent import Agent
+from lichen.agent.containerizer.process import ProcessContainerizer
+from lichen.agent.detect import detect_resource_text, parse_attributes
+from lichen.agent.flags import AgentFlags
+from lichen.agent.http import build_app
+from lichen.api.server import serve
+from lichen.resources import Resources
+
+log = logging.getLogger(__name__)
+
+
+def run(flags: AgentFlags) -> None:
+    """The CLI's entry point: blocks until the agent is told to stop."""
+    asyncio.run(serve_agent(flags))
+
+
+async def serve_agent(flags: AgentFlags, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread
+            pass
+    work_dir = Path(flags.work_dir).resolve()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    containerizer = ProcessContainerizer(work_dir, cgroups_root=flags.cgroups_root)
+    agent = Agent(flags, containerizer)
+    agent.resources = Resources.parse(detect_resource_text(flags.resources, work_dir))
+    agent.attributes = parse_attributes(flags.attributes)
+    runner, host, port = await serve(build_app(agent), flags.host, flags.port, None, "agent")
+    try:
+        agent.host, agent.port = host, port
+        agent.hostname = flags.hostname or host
+        await agent.start()
+        from lichen.api.server import write_addr
+
+        write_addr(work_dir, "agent", f"{host}:{port}")
+        log.info("agent serving on %s:%d, master %s", host, port, flags.master)
+        await stop.wait()
+        log.info("agent stopping (tasks keep running)")
+    finally:
+        await agent.stop()
+        await runner.cleanup()
