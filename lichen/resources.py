@@ -280,6 +280,10 @@ class Resources:
     def roles(self) -> set[str]:
         return set(self._role_set())
 
+    def role_set(self) -> frozenset[str]:
+        """`roles()` as a cached frozenset (no copy)."""
+        return self._role_set()
+
     def _role_set(self) -> frozenset[str]:
         roles = self._roles
         if roles is None:

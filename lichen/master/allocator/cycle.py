@@ -96,19 +96,19 @@ class _Cycle:
         free = agent.free()
         if not free:
             return
-        roles = free.roles()
+        roles = free.role_set()
         taken_by: str | None = None
         if UNRESERVED in roles and free.unreserved().is_allocatable():
             taken_by = self._offer_unreserved(agent, free)
             if taken_by is not None:
                 free = agent.free()
-                roles = free.roles()
-        roles.discard(UNRESERVED)
-        if taken_by is not None:
-            roles.discard(taken_by)
-        if not roles:
+                if not free:
+                    return
+                roles = free.role_set()
+        reserved = [r for r in roles if r != UNRESERVED and r != taken_by]
+        if not reserved:
             return
-        queued = [r for r in roles if r in self.framework_queues]
+        queued = [r for r in reserved if r in self.framework_queues]
         queued.sort(key=lambda r: (self.role_queue.key(r) or 0.0, r))
         for role in queued:
             offer = free.allocatable_to(role)
@@ -122,7 +122,7 @@ class _Cycle:
     def _offer_unreserved(self, agent: AgentState, free: Resources) -> str | None:
         """Step 1: the first role in order with an unfiltered candidate takes its part."""
         queue = self.role_queue
-        skipped: list[tuple[float, str]] = []
+        skipped: list[tuple[float, str]] | None = None
         taken_by: str | None = None
         while True:
             entry = queue.pop()
@@ -131,14 +131,17 @@ class _Cycle:
             role = entry[1]
             framework_id = self._pick(role, agent.agent_id)
             if framework_id is None:
+                if skipped is None:
+                    skipped = []
                 skipped.append(entry)
                 continue
             self._record(framework_id, role, agent, free.allocatable_to(role))
             queue.push(self._role_key(role), role)
             taken_by = role
             break
-        for key, role in skipped:
-            queue.push(key, role)
+        if skipped is not None:
+            for key, role in skipped:
+                queue.push(key, role)
         return taken_by
 
     def _pick(self, role: str, agent_id: str) -> str | None:
@@ -146,7 +149,13 @@ class _Cycle:
         queue = self.framework_queues[role]
         frameworks = self.state.frameworks
         now = self.now
-        skipped: list[tuple[float, str]] = []
+        entry = queue.pop()
+        if entry is None:
+            return None
+        filters = frameworks[entry[1]].filters
+        if not filters or not filters.blocks(agent_id, now):
+            return entry[1]  # the common case allocates nothing more
+        skipped = [entry]
         chosen: str | None = None
         while True:
             entry = queue.pop()
