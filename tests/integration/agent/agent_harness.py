@@ -266,8 +266,8 @@ class AgentProcess:
     def url(self) -> str:
         return "http://" + (self.work_dir / "agent.addr").read_text().strip()
 
-    def get(self, path: str, **params: Any) -> requests.Response:
-        return requests.get(self.url + path, params=params, timeout=10)
+    def get(self, endpoint: str, **params: Any) -> requests.Response:
+        return requests.get(self.url + endpoint, params=params, timeout=10)
 
     def state(self) -> dict[str, Any]:
         r = self.get("/state")
