@@ -132,7 +132,7 @@ class ProcessContainerizer:
         host = await self._cgroup_host()
         found: set[str] = set()
         for container_id, sandbox in sandboxes.items():
-            container = await asyncio.to_thread(_load, container_id, Path(sandbox), host)
+            container = await asyncio.to_thread(_load, container_id, Path(sandbox).absolute(), host)
             if container is None:
                 continue
             self._containers[container_id] = container
@@ -188,7 +188,7 @@ class ProcessContainerizer:
 
     def _start(self, spec: LaunchSpec, wrapper: Path, host: cg.CgroupHost | None) -> _Container:
         """Blocking: prepare the sandbox, create cgroups, start the wrapper."""
-        sandbox = Path(spec.sandbox)
+        sandbox = Path(spec.sandbox).absolute()
         meta = sandbox / _META
         try:
             meta.mkdir(exist_ok=True)
@@ -474,7 +474,7 @@ def _is_our_wrapper(pid: int, sandbox: Path) -> bool:
     return (
         len(cmdline) > 1
         and os.path.basename(cmdline[0]).startswith(b"lichen-wrap")
-        and cmdline[1] == os.fsencode(str(sandbox))
+        and os.path.realpath(cmdline[1]) == os.path.realpath(os.fsencode(str(sandbox)))
     )
 
 

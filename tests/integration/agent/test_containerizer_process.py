@@ -256,6 +256,27 @@ def test_recovers_a_running_container_after_a_restart(env: Env) -> None:
     )
 
 
+def test_recovery_through_another_spelling_of_the_sandbox_path(env: Env) -> None:
+    spec = env.spec("linked", ["sleep", "30"])
+    run(env.containerizer().launch(spec))
+    alias = env.tmp / "alias"
+    alias.symlink_to(spec.sandbox)
+
+    async def after_restart() -> tuple[Termination | None, Termination]:
+        c = env.containerizer()
+        await c.recover({"linked": alias})
+        try:
+            running = c._check(c._containers["linked"])
+            await c.kill("linked", 2.0)
+            return running, await c.wait("linked")
+        finally:
+            await c.destroy("linked")
+
+    running, t = run(after_restart())
+    assert running is None
+    assert t.signal == signal.SIGTERM
+
+
 def test_recovers_the_status_of_a_container_that_ended_while_down(env: Env) -> None:
     spec = env.spec("quick", ["/bin/sh", "-c", "exit 7"])
     run(env.containerizer().launch(spec))
