@@ -43,6 +43,7 @@ class SimAgent:
         self.agent_id: str | None = None
         self.registered = asyncio.Event()
         self.tasks: dict[str, str] = {}          # task id -> state
+        self.frameworks: dict[str, dict[str, str]] = {}  # task id -> framework id
         self.launched = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -58,10 +59,21 @@ class SimAgent:
                 pass
 
     async def _run(self) -> None:
+        """Register, serve the stream, and re-register (with our id) whenever it breaks."""
+        while True:
+            try:
+                await self._serve_stream()
+            except (aiohttp.ClientError, OSError) as e:
+                log.debug("sim agent %s: stream broke: %s", self.hostname, e)
+            await asyncio.sleep(0.1)
+
+    async def _serve_stream(self) -> None:
+        info: dict[str, Any] = {"hostname": self.hostname, "port": self.port,
+                                "resources": self.resources.to_json(), "attributes": []}
+        if self.agent_id is not None:
+            info["id"] = {"value": self.agent_id}
         body = {"type": "REGISTER", "register": {
-            "agent_info": {"hostname": self.hostname, "port": self.port,
-                           "resources": self.resources.to_json(), "attributes": []},
-            "tasks": [], "frameworks": [], "version": MESOS_VERSION}}
+            "agent_info": info, "tasks": [], "frameworks": [], "version": MESOS_VERSION}}
         async with self.session.post(self.url, json=body) as resp:
             resp.raise_for_status()
             decoder = Decoder()
@@ -91,9 +103,15 @@ class SimAgent:
             task = event["run_task"]["task"]
             fid = event["run_task"]["framework_info"]["id"]
             self.launched += 1
+            self.frameworks[task["task_id"]["value"]] = fid
             await self._update(fid, task["task_id"], "TASK_RUNNING")
             if self.finish:
                 await self._update(fid, task["task_id"], "TASK_FINISHED")
         elif kind == "KILL_TASK":
             body = event["kill_task"]
             await self._update(body["framework_id"], body["task_id"], "TASK_KILLED")
+        elif kind == "SHUTDOWN_FRAMEWORK":
+            fid = event["shutdown_framework"]["framework_id"]
+            for tid, f in list(self.frameworks.items()):
+                if f == fid and self.tasks.get(tid) == "TASK_RUNNING":
+                    await self._update(fid, {"value": tid}, "TASK_KILLED")

@@ -25,7 +25,7 @@ class Recorder(Scheduler):
         self.offers: list[dict[str, Any]] = []
         self.updates: list[dict[str, Any]] = []
         self.registered_id: str | None = None
-        self.reregistered = 0
+        self.rereg_count = 0
         self.lost_agents: list[str] = []
         self.errors: list[str] = []
         self.to_launch: list[dict[str, Any]] = []
@@ -35,7 +35,7 @@ class Recorder(Scheduler):
         self.registered_id = framework_id["value"]
 
     def reregistered(self, driver: Any, master_info: Any) -> None:
-        self.reregistered += 1
+        self.rereg_count += 1
 
     def resourceOffers(self, driver: Any, offers: list[Any]) -> None:
         with self.lock:
@@ -105,8 +105,8 @@ def start_driver(sched: Recorder, master: MasterProcess, **framework: Any) -> Me
 
 
 def test_pymesos_tasks_run_to_finished_and_show_in_state(master: MasterProcess, sims: SimAgents) -> None:
-    sims.add()
-    sims.add()
+    sims.add(resources="cpus:1;mem:4096")  # ten tasks each: the twenty need both agents
+    sims.add(resources="cpus:1;mem:4096")
     sched = Recorder()
     sched.to_launch = [command_task(f"t{i}") for i in range(20)]
     driver = start_driver(sched, master)
@@ -210,7 +210,7 @@ def test_failover_resubscribe_keeps_tasks(master: MasterProcess, sims: SimAgents
                                             "failover_timeout": 60}, master.addr, use_addict=False)
     driver2.start()
     try:
-        wait_for(lambda: sched2.reregistered or sched2.registered_id, 10, "resubscribe")
+        wait_for(lambda: sched2.rereg_count or sched2.registered_id, 10, "resubscribe")
         fws = master.get("/master/frameworks")["frameworks"]
         assert [f["id"] for f in fws] == [fid]
         assert [t["id"] for t in fws[0]["tasks"]] == ["keep"]
@@ -290,8 +290,11 @@ def test_master_restart_recovers_registry(tmp_path: Path) -> None:
         m2 = MasterProcess(tmp_path / "m", *FAST, port=port).start()
         try:
             state = m2.get("/master/state")
-            assert [s["id"] for s in state["recovered_slaves"]] == [agent.agent_id]
             assert [f["id"] for f in state["frameworks"]] == [fid]
+            # The agent re-registers on its own under the id the registry kept.
+            wait_for(lambda: [s["id"] for s in m2.get("/master/slaves")["slaves"]] == [agent.agent_id],
+                     10, "agent re-registration")
+            assert m2.get("/master/slaves")["recovered_slaves"] == []
             sched2 = Recorder()
             d2 = MesosSchedulerDriver(sched2, {"user": "root", "name": "test", "id": {"value": fid},
                                                "failover_timeout": 60}, m2.addr, use_addict=False)
