@@ -246,6 +246,25 @@ def detect(root_name: str, mount: Path = CGROUP_MOUNT) -> CgroupHost | None:
     return None
 
 
+def remove_root(root_name: str, mount: Path = CGROUP_MOUNT) -> None:
+    """Kill everything under `<mount>/<root_name>` in every hierarchy and remove it.
+
+    For test teardown and operators: an agent never calls it (agents may share a root).
+    """
+    mounts = list(_v1_mounts().values())
+    for unified in (mount, mount / "unified"):
+        if (unified / "cgroup.controllers").exists():
+            mounts.append(unified)
+    for m in dict.fromkeys(mounts):
+        base = m / root_name
+        if not base.is_dir():
+            continue
+        for child in base.iterdir():
+            if child.is_dir():
+                ContainerCgroup(1, (child,), None, None).destroy()
+        _rmdir_retrying(base)
+
+
 def _probe(host: CgroupHost, root_name: str) -> None:
     if isinstance(host, CgroupsV1):
         for m in host.mounts.values():

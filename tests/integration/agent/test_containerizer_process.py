@@ -69,19 +69,7 @@ def env(tmp_path: Path) -> Iterator[Env]:
 
 def _remove_cgroup_root(root: str) -> None:
     """Kill whatever a failed test left in our cgroups and remove them."""
-    mounts = list(cg._v1_mounts().values())
-    if (cg.CGROUP_MOUNT / "cgroup.controllers").exists():
-        mounts.append(cg.CGROUP_MOUNT)
-    if Path("/sys/fs/cgroup/unified/cgroup.controllers").exists():
-        mounts.append(Path("/sys/fs/cgroup/unified"))
-    for mount in dict.fromkeys(mounts):
-        base = mount / root
-        if not base.is_dir():
-            continue
-        for child in base.iterdir():
-            if child.is_dir():
-                cg.ContainerCgroup(1, (child,), None, None).destroy()
-        base.rmdir()
+    cg.remove_root(root)
 
 
 cgroups_only = pytest.mark.skipif(
