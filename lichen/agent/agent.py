@@ -767,7 +767,11 @@ class Agent:
             else:
                 self.update_task(task, "TASK_RUNNING", healthy=healthy, reason="REASON_TASK_HEALTH_CHECK_STATUS_UPDATED")
 
-        task.health = HealthChecker(check, self.host, checker_env, box, on_change)
+        try:
+            task.health = HealthChecker(check, host=self.host, env=checker_env, sandbox=box, on_change=on_change)
+        except LichenError as e:
+            log.warning("task %s has an invalid health check: %s", task.task_id, e)
+            return
         task.health.start()
 
     async def _watch_command_container(self, fw: FrameworkRecord, ex: ExecutorRecord) -> None:

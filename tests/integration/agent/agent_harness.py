@@ -234,6 +234,7 @@ class AgentProcess:
         self.cgroups_root = f"lichen-test-{uuid.uuid4().hex[:8]}"
         self.extra = list(extra)
         self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0                  # a restart binds the port the first start got
         self.log = work_dir.parent / f"{work_dir.name}-agent.log"
 
     def start(self) -> AgentProcess:
@@ -245,7 +246,7 @@ class AgentProcess:
             "from lichen.cli.main import cli; cli(prog_name='lichen')",
             "agent",
             "--master", self.master.addr,
-            "--port", "0",
+            "--port", str(self.port),
             "--work-dir", str(self.work_dir),
             "--resources", "cpus:2;mem:1024;disk:1024",
             "--attributes", "rack:a;zone:1",
@@ -260,6 +261,7 @@ class AgentProcess:
         log.close()
         wait_for(lambda: (self.work_dir / "agent.addr").exists() or self.proc.poll() is not None, 30, "agent.addr")  # type: ignore[union-attr]
         assert self.proc.poll() is None, self.log.read_text()
+        self.port = int(self.url.rsplit(":", 1)[1])
         return self
 
     @property
@@ -308,16 +310,26 @@ def kill_task_processes(work_dir: Path) -> None:
                 os.killpg(int(wrapper), signal.SIGKILL)
 
 
-def remove_cgroups(root_name: str) -> None:
+def remove_cgroups(root_name: str, timeout: float = 10.0) -> None:
+    """rmdir the test's cgroup tree, deepest first, retrying while killed tasks exit."""
     base = Path("/sys/fs/cgroup")
-    for root in [*base.glob(f"*/{root_name}"), base / root_name]:
-        if not root.is_dir():
-            continue
-        for d in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-            with contextlib.suppress(OSError):
-                d.rmdir()
-        with contextlib.suppress(OSError):
-            root.rmdir()
+    deadline = time.monotonic() + timeout
+    while True:
+        left = []
+        for root in [*base.glob(f"*/{root_name}"), base / root_name]:
+            if not root.is_dir():
+                continue
+            dirs = [p for p in root.rglob("*") if p.is_dir()]
+            for d in sorted(dirs, key=lambda p: -len(p.parts)) + [root]:
+                try:
+                    d.rmdir()
+                except FileNotFoundError:
+                    pass
+                except OSError:
+                    left.append(d)
+        if not left or time.monotonic() > deadline:
+            return
+        time.sleep(0.1)
 
 
 def pid_alive(pid: int) -> bool:

@@ -184,3 +184,51 @@ def test_executor_update_validation(master: FakeMaster, agent: AgentProcess, tmp
     assert call({"uuid": good_uuid}, executor="unknown") == 403
     master.kill_task("e7")
     master.wait_state("e7", "TASK_KILLED")
+
+
+def test_default_executor_runs_each_task_of_a_group(master: FakeMaster, agent: AgentProcess) -> None:
+    tasks = [
+        {
+            "name": name,
+            "task_id": {"value": name},
+            "agent_id": {"value": master.agent_id},
+            "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}}],
+            "command": {"value": command},
+        }
+        for name, command in (("g1", "echo one > f"), ("g2", "exit 2"))
+    ]
+    master.send(
+        {
+            "type": "RUN_TASK_GROUP",
+            "run_task_group": {
+                "framework_info": framework_info(),
+                "executor": {"executor_id": {"value": "group-ex"}, "type": "DEFAULT"},
+                "task_group": {"tasks": tasks},
+            },
+        }
+    )
+    master.wait_state("g1", "TASK_FINISHED")
+    failed = master.wait_state("g2", "TASK_FAILED")
+    assert failed["executor_id"] == {"value": "group-ex"}
+    box = next(agent.work_dir.glob("slaves/*/frameworks/fw-1/executors/group-ex/runs/latest"))
+    assert (box / "tasks" / "g1" / "f").read_text() == "one\n"
+
+
+def test_executor_resubscribes_after_agent_restart(master: FakeMaster, agent: AgentProcess, tmp_path: Path) -> None:
+    fw = framework_info(checkpoint=True)
+    master.send({"type": "RUN_TASK", "run_task": {"framework_info": fw, "task": _task(tmp_path, "r1", "wait")}})
+    master.wait_state("r1", "TASK_RUNNING", timeout=30)
+    agent.kill()
+    agent.start()
+    wait_for(lambda: len(master.registrations) >= 2, 30, "re-registration")
+    assert [t["state"] for t in master.registrations[1]["tasks"]] == ["TASK_RUNNING"]
+
+    def subscribed() -> bool:
+        ex = agent.state()["frameworks"][0]["executors"][0]
+        return ex["id"] == "echo-ex" and bool(ex["tasks"])
+
+    wait_for(subscribed, what="executor known after restart")
+    # The kill reaches the executor once it has re-subscribed; it answers TASK_KILLED itself.
+    master.kill_task("r1")
+    killed = master.wait_state("r1", "TASK_KILLED", timeout=30)
+    assert killed["source"] == "SOURCE_EXECUTOR"

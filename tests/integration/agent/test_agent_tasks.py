@@ -224,3 +224,37 @@ def test_version_health_and_bad_requests(master: FakeMaster, agent: AgentProcess
     assert r.json() == {"type": "GET_HEALTH", "get_health": {"healthy": True}}
     r = requests.post(agent.url + "/api/v1", json={"type": "GET_STATE"}, timeout=5)
     assert set(r.json()["get_state"]) == {"get_tasks", "get_executors", "get_frameworks"}
+
+
+def _health_check(command: str) -> dict:
+    return {
+        "type": "COMMAND",
+        "command": {"value": command},
+        "delay_seconds": 0,
+        "interval_seconds": 0.2,
+        "timeout_seconds": 5,
+        "consecutive_failures": 2,
+        "grace_period_seconds": 0,
+    }
+
+
+def test_healthy_task_reports_running_healthy(master: FakeMaster, agent: AgentProcess) -> None:
+    pytest.importorskip("lichen.agent.health")
+    wait_for(master.connected, what="stream")
+    master.run_task(command_task("h1", "sleep 1000", health_check=_health_check("true")))
+    healthy = wait_for(
+        lambda: [s for s in master.statuses("h1") if s.get("healthy") is True], what="healthy update"
+    )[0]
+    assert healthy["state"] == "TASK_RUNNING"
+    master.kill_task("h1", grace=0.2)
+    master.wait_state("h1", "TASK_KILLED")
+
+
+def test_failing_health_check_kills_the_task(master: FakeMaster, agent: AgentProcess) -> None:
+    pytest.importorskip("lichen.agent.health")
+    wait_for(master.connected, what="stream")
+    master.run_task(command_task("h2", "sleep 1000", health_check=_health_check("exit 1")))
+    killed = master.wait_state("h2", "TASK_KILLED")
+    assert killed["healthy"] is False
+    unhealthy = [s for s in master.statuses("h2") if s["state"] == "TASK_RUNNING" and s.get("healthy") is False]
+    assert unhealthy
