@@ -311,9 +311,10 @@ class Agent:
                     if task.container_id and task.sandbox and task.launched and not task.terminal:
                         sandboxes[task.container_id] = Path(task.sandbox)
         found = await self.containerizer.recover(sandboxes) if sandboxes else set()
-        for fw in self.frameworks.values():
+        for fw in list(self.frameworks.values()):
             for ex in list(fw.executors.values()):
                 self._resume_executor(fw, ex, found)
+        self._schedule_leftover_sandboxes()
         log.info(
             "recovered agent %s: %d frameworks, %d containers",
             self.agent_id,
@@ -1105,25 +1106,38 @@ class Agent:
     # -- garbage collection ----------------------------------------------------------------
 
     async def _gc_loop(self) -> None:
+        interval = min(60.0, max(0.1, self.flags.gc_delay / 2))
         while True:
-            await asyncio.sleep(60.0)
+            await asyncio.sleep(interval)
             await self.collect_garbage()
 
     async def collect_garbage(self) -> None:
-        """Remove released sandboxes that are due (gc.py decides which)."""
-        try:
-            from lichen.agent import gc
-        except ImportError:
+        """Remove released sandboxes that gc.py says are due."""
+        from lichen.agent import gc
+
+        if not self.sandboxes_to_gc:
             return
-        removed = await gc.collect_sandboxes(  # type: ignore[attr-defined]
-            self.sandboxes_to_gc,
+        infos = [gc.SandboxInfo(Path(p), t) for p, t in self.sandboxes_to_gc.items()]
+        removed = await gc.collect(
+            infos,
             work_dir=self.work_dir,
-            gc_delay=self.flags.gc_delay,
-            disk_headroom=self.flags.gc_disk_headroom,
             now=time.time(),
+            gc_delay=self.flags.gc_delay,
+            headroom=self.flags.gc_disk_headroom,
         )
         for path in removed:
-            self.sandboxes_to_gc.pop(path, None)
+            self.sandboxes_to_gc.pop(str(path), None)
+
+    def _schedule_leftover_sandboxes(self) -> None:
+        """After a restart: every run directory no live executor uses is garbage (by mtime)."""
+        live = {str(ex.sandbox) for fw in self.frameworks.values() for ex in fw.executors.values()}
+        for run in self.work_dir.glob("slaves/*/frameworks/*/executors/*/runs/*"):
+            if run.name == "latest" or run.is_symlink() or str(run) in live:
+                continue
+            try:
+                self.sandboxes_to_gc[str(run)] = run.stat().st_mtime
+            except OSError:
+                continue
 
     # -- views -----------------------------------------------------------------------------
 

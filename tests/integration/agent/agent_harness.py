@@ -27,6 +27,7 @@ from typing import Any
 import requests
 from aiohttp import web
 
+from lichen.agent.containerizer.cgroups import remove_root
 from lichen.recordio import encode
 
 REPO = Path(__file__).resolve().parents[3]
@@ -294,6 +295,7 @@ class AgentProcess:
         """Kill the agent, every task process it started and its cgroups."""
         self.kill()
         kill_task_processes(self.work_dir)
+        remove_root(self.cgroups_root)
         remove_cgroups(self.cgroups_root)
 
 

@@ -104,3 +104,27 @@ def test_sigterm_stops_the_agent_but_not_its_tasks(master: FakeMaster, agent: Ag
     register = _reregistration(master, 2)
     assert [t["state"] for t in register["tasks"]] == ["TASK_RUNNING"]
     assert agent.state()["frameworks"][0]["executors"][0]["tasks"][0]["state"] == "TASK_RUNNING"
+
+
+def test_finished_sandboxes_are_garbage_collected(master: FakeMaster, tmp_path: Path) -> None:
+    agent = AgentProcess(master, tmp_path / "gc-agent", "--gc-delay", "0.5")
+    try:
+        agent.start()
+        wait_for(master.connected, what="stream")
+        master.run_task(command_task("short", "echo bye"))
+        master.wait_state("short", "TASK_FINISHED")
+        runs = agent.work_dir / "slaves" / master.agent_id / "frameworks/fw-1/executors/short/runs"
+        wait_for(lambda: [p for p in runs.iterdir() if p.name != "latest"] == [], 15, "sandbox removal")
+    finally:
+        agent.cleanup()
+
+
+def test_shutdown_framework_kills_its_tasks(master: FakeMaster, agent: AgentProcess) -> None:
+    wait_for(master.connected, what="stream")
+    master.run_task(command_task("doomed", "sleep 1000"))
+    master.wait_state("doomed", "TASK_RUNNING")
+    pid = task_pid(agent.work_dir, "doomed")
+    master.send({"type": "SHUTDOWN_FRAMEWORK", "shutdown_framework": {"framework_id": {"value": "fw-1"}}})
+    master.wait_state("doomed", "TASK_KILLED")
+    wait_for(lambda: not pid_alive(pid), what="task process gone")
+    wait_for(lambda: agent.state()["frameworks"] == [], what="framework forgotten")
