@@ -1,0 +1,45 @@
+"""`lichen bench`: the benchmarks, each printing exactly one JSON line on stdout.
+
+The benchmark modules are imported inside each command: they pull in the whole master,
+which `lichen --help` has no reason to load.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from lichen.cli.main import cli
+
+
+def _print_result(result: dict[str, Any]) -> None:
+    click.echo(json.dumps(result, sort_keys=True))
+
+
+@cli.group()
+def bench() -> None:
+    """Measure the allocator and the master."""
+
+
+@bench.command()
+@click.option("--agents", default=10_000, show_default=True, type=click.IntRange(min=1))
+@click.option("--frameworks", default=1_000, show_default=True, type=click.IntRange(min=1))
+@click.option("--roles", default=4, show_default=True, type=click.IntRange(min=1))
+@click.option("--cycles", default=5, show_default=True, type=click.IntRange(min=1))
+def allocator(agents: int, frameworks: int, roles: int, cycles: int) -> None:
+    """Time allocation cycles over many agents and frameworks (no processes, no sockets)."""
+    from lichen.bench import allocator as allocator_bench
+
+    _print_result(allocator_bench.run(agents, frameworks, roles, cycles))
+
+
+@bench.command()
+@click.option("--tasks", default=10_000, show_default=True, type=click.IntRange(min=1))
+@click.option("--agents", default=10, show_default=True, type=click.IntRange(min=1))
+def launch(tasks: int, agents: int) -> None:
+    """Time launching tasks through a real master onto simulated agents."""
+    from lichen.bench import launch as launch_bench
+
+    _print_result(launch_bench.run(tasks=tasks, agents=agents))
