@@ -199,3 +199,37 @@ def test_pymesos_custom_executor_through_the_master(cluster: Cluster, tmp_path: 
     # TEARDOWN shuts the executor down; the agent survives its killpg.
     wait_for(lambda: cluster.master.get("/master/frameworks")["completed_frameworks"], 10, "teardown")
     assert cluster.agents[0].proc is not None and cluster.agents[0].proc.poll() is None
+
+
+@pytest.mark.parametrize("partition_aware", [True, False])
+def test_partitioned_agent_comes_back(cluster: Cluster, partition_aware: bool) -> None:
+    import signal
+
+    agent = cluster.add_agent()
+    sched = Recorder()
+    sched.to_launch = [command_task("partitioned", "sleep 1000")]
+    caps = [{"type": "PARTITION_AWARE"}] if partition_aware else []
+    d = driver_for(sched, cluster, capabilities=caps)
+    try:
+        wait_for(lambda: "TASK_RUNNING" in sched.states("partitioned"), 30, "running")
+        agent.signal(signal.SIGSTOP)  # the agent stops answering pings; its task runs on
+        try:
+            gone = "TASK_UNREACHABLE" if partition_aware else "TASK_LOST"
+            wait_for(lambda: gone in sched.states("partitioned"), 15, gone)
+        finally:
+            agent.signal(signal.SIGCONT)
+        if partition_aware:
+            # It re-registers with the task, which is RUNNING again.
+            wait_for(lambda: sched.states("partitioned")[-1] == "TASK_RUNNING" or
+                     [t["state"] for t in cluster.master.get("/master/tasks")["tasks"]] == ["TASK_RUNNING"],
+                     20, "task running again")
+            d.reconcileTasks([])
+            wait_for(lambda: sched.states("partitioned")[-1] == "TASK_RUNNING", 10, "reconciled RUNNING")
+        else:
+            # Mesos kills tasks the framework was told are lost.
+            wait_for(lambda: any(s["id"] == agent.state()["id"] and s["active"]
+                                 for s in cluster.master.get("/master/slaves")["slaves"]), 20, "re-registered")
+            wait_for(lambda: not [t for f in agent.state()["frameworks"] for e in f["executors"]
+                                  for t in e["tasks"] if t["state"] == "TASK_RUNNING"], 20, "task killed on agent")
+    finally:
+        d.stop()
