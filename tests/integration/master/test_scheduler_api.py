@@ -370,3 +370,26 @@ def test_version_health_redirect_and_operator(master: MasterProcess) -> None:
     for path in ("/state", "/state.json", "/master/state.json", "/master/state-summary",
                  "/master/slaves", "/master/frameworks", "/master/tasks"):
         assert requests.get(master.url + path, timeout=5).status_code == 200, path
+
+
+def test_completed_history_is_bounded(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    m = MasterProcess(tmp_path / "m", *FAST, "--max-completed-tasks-per-framework", "5",
+                      "--max-completed-frameworks", "2").start()
+    sims = SimAgents(m.addr)
+    try:
+        sims.add()
+        for round_ in range(3):
+            sched = Recorder()
+            sched.to_launch = [command_task(f"r{round_}-{i}") for i in range(8)]
+            d = start_driver(sched, m)
+            wait_for(lambda: all("TASK_FINISHED" in sched.states(f"r{round_}-{i}") for i in range(8)), 10, "tasks")
+            wait_for(lambda: len(m.get("/master/frameworks")["frameworks"][0]["completed_tasks"]) == 5, 10,
+                     "five completed tasks kept")
+            d.stop()
+            d.join()
+            wait_for(lambda: m.get("/master/frameworks")["frameworks"] == [], 10, "teardown")
+        assert len(m.get("/master/frameworks")["completed_frameworks"]) == 2
+    finally:
+        sims.close()
+        m.stop()
