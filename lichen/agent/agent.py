@@ -327,8 +327,10 @@ class Agent:
             for task in ex.tasks.values():
                 if task.terminal:
                     continue
-                if task.container_id in found:
+                if task.launched and task.container_id in found:
                     self.spawn(self._watch_task_container(fw, ex, task), f"watch-{task.task_id}")
+                elif not task.launched:
+                    self.spawn(self._run_default_task(fw, ex, task), f"task-{task.task_id}")
                 else:
                     self._container_lost(fw, ex, task)
             self._maybe_end_default_executor(fw, ex)
@@ -338,20 +340,20 @@ class Agent:
             return
         if ex.container_id not in found:
             if ex.kind == "command":
-                task = next(iter(ex.tasks.values()), None)
-                if task is not None and not task.terminal:
-                    if task.launched:
-                        self._container_lost(fw, ex, task)
+                only = next(iter(ex.tasks.values()), None)
+                if only is not None and not only.terminal:
+                    if only.launched:
+                        self._container_lost(fw, ex, only)
                     else:
                         # The agent died before launching it: launch it now.
-                        self.spawn(self._run_command_task(fw, ex, task), f"task-{task.task_id}")
+                        self.spawn(self._run_command_task(fw, ex, only), f"task-{only.task_id}")
                         return
             self._executor_ended(fw, ex, None)
             return
         if ex.kind == "command":
-            task = next(iter(ex.tasks.values()), None)
-            if task is not None:
-                self._start_health_check(fw, ex, task)
+            running = next(iter(ex.tasks.values()), None)
+            if running is not None:
+                self._start_health_check(fw, ex, running)
             self.spawn(self._watch_command_container(fw, ex), f"watch-{ex.executor_id}")
         else:
             self.spawn(self._watch_executor(fw, ex), f"executor-{ex.executor_id}")

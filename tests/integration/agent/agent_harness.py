@@ -257,9 +257,8 @@ class AgentProcess:
             *self.extra,
         ]
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log, "ab")
-        self.proc = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=log, start_new_session=True)
-        log.close()
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=log, start_new_session=True)
         wait_for(lambda: (self.work_dir / "agent.addr").exists() or self.proc.poll() is not None, 30, "agent.addr")  # type: ignore[union-attr]
         assert self.proc.poll() is None, self.log.read_text()
         self.port = int(self.url.rsplit(":", 1)[1])

@@ -232,3 +232,17 @@ def test_executor_resubscribes_after_agent_restart(master: FakeMaster, agent: Ag
     master.kill_task("r1")
     killed = master.wait_state("r1", "TASK_KILLED", timeout=30)
     assert killed["source"] == "SOURCE_EXECUTOR"
+
+
+def test_executor_that_never_subscribes_is_killed(master: FakeMaster, tmp_path: Path) -> None:
+    agent = AgentProcess(master, tmp_path / "slow-agent", "--executor-registration-timeout", "1")
+    try:
+        agent.start()
+        wait_for(master.connected, what="stream")
+        task = _task(tmp_path, "silent")
+        task["executor"]["command"] = {"value": "sleep 1000"}
+        master.run_task(task)
+        failed = master.wait_state("silent", "TASK_FAILED", timeout=20)
+        assert failed["reason"] == "REASON_EXECUTOR_REGISTRATION_TIMEOUT"
+    finally:
+        agent.cleanup()

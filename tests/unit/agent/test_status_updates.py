@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 
 from lichen.agent.status_updates import MAX_RETRY_INTERVAL, StatusUpdateQueues, Update, new_uuid
 
@@ -30,7 +31,7 @@ def test_head_is_resent_with_doubling_backoff_up_to_the_cap() -> None:
         if q.due(now):
             times.append(now)
         now += 1
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert gaps[:4] == [10, 20, 40, 80]
     assert max(gaps) == MAX_RETRY_INTERVAL
 
@@ -56,7 +57,7 @@ def test_restart_makes_every_head_due_now() -> None:
     q.due(0)
     assert q.due(1) == []
     q.restart(now=1)
-    assert set(u.uuid for u in q.due(1)) == {a.uuid, b.uuid}
+    assert {u.uuid for u in q.due(1)} == {a.uuid, b.uuid}
 
 
 def test_update_round_trips_through_json() -> None:
