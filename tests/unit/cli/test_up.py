@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from lichen.cli.up import agent_port_range, restart_delay, split_resources, with_ports
@@ -12,7 +14,7 @@ def test_agents_get_disjoint_port_ranges_above_31000() -> None:
     ranges = [agent_port_range(i) for i in range(1, 6)]
     assert ranges[0] == (31000, 31999)
     assert ranges[1] == (32000, 32999)
-    for (_, last), (first, _) in zip(ranges, ranges[1:]):
+    for (_, last), (first, _) in itertools.pairwise(ranges):
         assert last < first
 
 
