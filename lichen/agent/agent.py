@@ -486,6 +486,12 @@ class Agent:
         )
 
     def _new_executor(self, fw: FrameworkRecord, ex_id: str, info: dict[str, Any], kind: str) -> ExecutorRecord:
+        old = fw.executors.pop(ex_id, None)
+        if old is not None:
+            # An ended run of the same executor id (a task id reused): keep it as history.
+            fw.completed_executors.append(old)
+            del fw.completed_executors[:-MAX_COMPLETED_EXECUTORS]
+            self.sandboxes_to_gc[str(old.sandbox)] = time.time()
         container_id = str(uuid.uuid4())
         sandbox = self.sandbox_for(fw.framework_id, ex_id, container_id)
         sandbox.mkdir(parents=True, exist_ok=True)
@@ -528,9 +534,7 @@ class Agent:
         ex_id = id_value(executor.get("executor_id"))
         ex = fw.executors.get(ex_id)
         if ex is not None and ex.ended:
-            fw.executors.pop(ex_id)
-            fw.completed_executors.append(ex)
-            ex = None
+            ex = None                     # _new_executor moves the ended run to history
         kind = "custom" if executor.get("command") else "default"
         new = ex is None
         if ex is None:
