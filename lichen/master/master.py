@@ -17,6 +17,7 @@ import base64
 import binascii
 import json
 import logging
+import math
 import socket
 import struct
 import uuid
@@ -244,25 +245,15 @@ class Master:
         if not isinstance(sub, dict) or not isinstance(sub.get("framework_info"), dict):
             raise InvalidRequest("Expecting 'subscribe.framework_info' to be present")
         info = dict(sub["framework_info"])
-        for required in ("user", "name"):
-            if not isinstance(info.get(required), str):
-                raise InvalidRequest(f"Expecting 'framework_info.{required}' to be present")
-        caps = {c.get("type") for c in info.get("capabilities", []) if isinstance(c, dict)}
-        if "MULTI_ROLE" in caps and "role" in info:
-            raise InvalidRequest("'framework_info.role' must not be set with the MULTI_ROLE capability")
-        roles = framework_roles(info)
-        if "MULTI_ROLE" in caps and not roles:
-            roles = {"*"}
+        validate_framework_info(info)
+        caps = {c.get("type") for c in info.get("capabilities", [])}
+        if "MULTI_ROLE" in caps and not info.get("roles"):
             info["roles"] = ["*"]
-        for role in roles:
-            if not role or "/" in role.strip("/") and role.startswith("/") or role in (".", ".."):
-                raise InvalidRequest(f"Invalid role {role!r}")
         call_id = call.get("framework_id")
         info_id = info.get("id")
-        if call_id is not None or info_id is not None:
-            if not isinstance(call_id, dict) or call_id != info_id:
-                raise InvalidRequest("'framework_id' differs from 'subscribe.framework_info.id'")
-        suppressed = set(sub.get("suppressed_roles") or [])
+        if (call_id is not None or info_id is not None) and (not isinstance(call_id, dict) or call_id != info_id):
+            raise InvalidRequest("'framework_id' differs from 'subscribe.framework_info.id'")
+        suppressed = _suppressed_roles(sub)
         now = self.clock.now()
 
         if info_id is not None:
@@ -397,13 +388,14 @@ class Master:
         if not isinstance(upd, dict) or not isinstance(upd.get("framework_info"), dict):
             raise InvalidRequest("Expecting 'update_framework.framework_info' to be present")
         info = dict(upd["framework_info"])
+        validate_framework_info(info)
         if info.get("id") != _id(fw.framework_id):
             raise InvalidRequest("'update_framework.framework_info.id' differs from 'framework_id'")
         if info.get("user") != fw.info.get("user"):
             raise InvalidRequest("Updating 'framework_info.user' is unsupported")
         fw.info = info
         self._rescind_framework_offers(fw)
-        self.allocator.update_framework(fw.framework_id, fw.roles, set(upd.get("suppressed_roles") or []))
+        self.allocator.update_framework(fw.framework_id, fw.roles, _suppressed_roles(upd))
         for agent_id in {t.agent_id for t in fw.tasks.values()}:
             self.send_agent(agent_id, {"type": "UPDATE_FRAMEWORK", "update_framework": {"framework_info": info}})
         self.publish({"type": "FRAMEWORK_UPDATED", "framework_updated": {"framework": self._framework_op_json(fw)}})
@@ -732,8 +724,8 @@ class Master:
             raise InvalidRequest("Expecting 'reconcile.tasks' to be a list")
         pa = fw.partition_aware
         if not tasks:
-            for task in [*fw.tasks.values(), *fw.unreachable_tasks.values()]:
-                self._status_update(fw, self._reconcile_status(task))
+            for known in [*fw.tasks.values(), *fw.unreachable_tasks.values()]:
+                self._status_update(fw, self._reconcile_status(known))
             return
         for entry in tasks:
             if not isinstance(entry, dict):
@@ -741,11 +733,8 @@ class Master:
             tid = _value(entry.get("task_id"), "reconcile.tasks[].task_id")
             aid_obj = entry.get("agent_id")
             aid = aid_obj.get("value") if isinstance(aid_obj, dict) else None
-            task = fw.tasks.get(tid) or fw.unreachable_tasks.get(tid)
-            if task is None:
-                done = next((t for t in fw.completed_tasks if t.task_id == tid), None)
-                if done is not None:
-                    task = done
+            task = (fw.tasks.get(tid) or fw.unreachable_tasks.get(tid)
+                    or next((t for t in fw.completed_tasks if t.task_id == tid), None))
             if task is not None:
                 self._status_update(fw, self._reconcile_status(task))
                 continue
@@ -871,13 +860,14 @@ class Master:
                 if not is_terminal(state):
                     kills.append((fid, tid))
                 return None
-            info = t.get("task_info") if isinstance(t.get("task_info"), dict) else {"task_id": _id(tid), "name": t.get("name", tid)}
+            given = t.get("task_info")
+            info: dict[str, Any] = given if isinstance(given, dict) else {"task_id": _id(tid), "name": t.get("name", tid)}
             try:
                 res = Resources.from_json(t.get("resources") or info.get("resources") or [])
             except InvalidRequest:
                 res = Resources.empty()
             roles = fw.roles or {"*"}
-            role = str(t.get("role") or (sorted(roles)[0]))
+            role = str(t.get("role") or min(roles))
             ex = info.get("executor")
             task = Task(task_id=tid, framework_id=fid, agent_id=agent.agent_id, name=str(info.get("name", tid)),
                         role=role, resources=res, info=info,
@@ -1024,7 +1014,7 @@ class Master:
             except InvalidRequest:
                 res = Resources.empty()
             if res and agent_id in self.agents:
-                role = sorted(fw.roles)[0] if fw.roles else "*"
+                role = min(fw.roles) if fw.roles else "*"
                 self.allocator.recover(fid, role, agent_id, res)
         status = body.get("status")
         failure: dict[str, Any] = {"agent_id": _id(agent_id), "executor_id": _id(eid)}
@@ -1102,11 +1092,65 @@ class Master:
                 "total_resources": agent.resources.to_json()}
 
 
+def validate_role(role: Any) -> None:
+    """Mesos's role name rules."""
+    if not isinstance(role, str):
+        raise InvalidRequest(f"Invalid role {role!r}: not a string")
+    if role == "*":
+        return
+    if role in ("", ".", "..") or role.startswith(("-", "/")) or role.endswith("/") or "//" in role:
+        raise InvalidRequest(f"Invalid role {role!r}")
+    if any(ch.isspace() or ord(ch) < 32 or ch in "\x7f" for ch in role):
+        raise InvalidRequest(f"Invalid role {role!r}: no whitespace or control characters allowed")
+    if any(part in (".", "..") or part.startswith("-") for part in role.split("/")):
+        raise InvalidRequest(f"Invalid role {role!r}")
+
+
+def validate_framework_info(info: dict[str, Any]) -> None:
+    """The FrameworkInfo checks Mesos makes on SUBSCRIBE, with messages naming the field."""
+    for required in ("user", "name"):
+        if not isinstance(info.get(required), str):
+            raise InvalidRequest(f"Expecting 'framework_info.{required}' to be present")
+    caps = info.get("capabilities", [])
+    if not isinstance(caps, list) or not all(isinstance(c, dict) for c in caps):
+        raise InvalidRequest("Expecting 'framework_info.capabilities' to be a list of objects")
+    multi_role = any(c.get("type") == "MULTI_ROLE" for c in caps)
+    if "failover_timeout" in info and (
+        not isinstance(info["failover_timeout"], (int, float)) or info["failover_timeout"] < 0
+    ):
+        raise InvalidRequest("Expecting 'framework_info.failover_timeout' to be a non-negative number")
+    if "checkpoint" in info and not isinstance(info["checkpoint"], bool):
+        raise InvalidRequest("Expecting 'framework_info.checkpoint' to be a boolean")
+    if multi_role:
+        if "role" in info:
+            raise InvalidRequest("'framework_info.role' must not be set with the MULTI_ROLE capability")
+        roles = info.get("roles", [])
+        if not isinstance(roles, list):
+            raise InvalidRequest("Expecting 'framework_info.roles' to be a list")
+        if len(set(roles)) != len(roles):
+            raise InvalidRequest("'framework_info.roles' contains duplicate roles")
+        for role in roles:
+            validate_role(role)
+    else:
+        if info.get("roles"):
+            raise InvalidRequest("'framework_info.roles' needs the MULTI_ROLE capability")
+        validate_role(info.get("role", "*"))
+    if "id" in info:
+        _value(info["id"], "framework_info.id")
+
+
+def _suppressed_roles(body: dict[str, Any]) -> set[str]:
+    roles = body.get("suppressed_roles") or []
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        raise InvalidRequest("Expecting 'suppressed_roles' to be a list of strings")
+    return set(roles)
+
+
 def refuse_seconds(filters: Any) -> float:
     if not isinstance(filters, dict) or "refuse_seconds" not in filters:
         return DEFAULT_REFUSE_SECONDS
     value = filters["refuse_seconds"]
-    if not isinstance(value, (int, float)) or value != value:
+    if not isinstance(value, (int, float)) or math.isnan(value):
         raise InvalidRequest("Expecting 'filters.refuse_seconds' to be a number")
     return max(0.0, min(float(value), MAX_REFUSE_SECONDS))
 

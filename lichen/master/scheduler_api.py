@@ -13,7 +13,13 @@ from typing import Any
 from aiohttp import web
 
 from lichen.api.server import open_stream, read_json
-from lichen.errors import Forbidden, InvalidRequest, MethodNotAllowed, NotAcceptable, UnsupportedMediaType
+from lichen.errors import (
+    Forbidden,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotAcceptable,
+    UnsupportedMediaType,
+)
 from lichen.master.master import Master, _value
 from lichen.master.registry import Framework
 from lichen.master.streams import EventStream

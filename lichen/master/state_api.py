@@ -105,7 +105,7 @@ def agent_json(master: Master, agent: Agent) -> dict[str, Any]:
         reserved[role] = agent.resources.reserved(role).to_state_json()
     attributes: dict[str, Any] = {}
     for attr in agent.attributes:
-        name = attr.get("name")
+        name = str(attr.get("name", ""))
         if attr.get("type") == "SCALAR":
             attributes[name] = attr.get("scalar", {}).get("value")
         elif attr.get("type") == "RANGES":
@@ -204,8 +204,8 @@ def metrics_json(master: Master) -> dict[str, float]:
     m["master/outstanding_offers"] = len(master.offers)
     live: dict[str, int] = {}
     for fw in fws:
-        for t in [*fw.tasks.values(), *fw.unreachable_tasks.values()]:
-            live[t.state] = live.get(t.state, 0) + 1
+        for task in [*fw.tasks.values(), *fw.unreachable_tasks.values()]:
+            live[task.state] = live.get(task.state, 0) + 1
     for s in ("staging", "starting", "running", "killing", "unreachable"):
         m[f"master/tasks_{s}"] = live.get(f"TASK_{s.upper()}", 0)
     for s in ("finished", "failed", "killed", "lost", "error", "dropped", "gone", "gone_by_operator"):

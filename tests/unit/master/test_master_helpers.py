@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 from lichen.errors import InvalidRequest
 from lichen.master.flags import parse_weights
-from lichen.master.master import MAX_REFUSE_SECONDS, decode_uuid, ip_to_uint32, refuse_seconds
+from lichen.master.master import (
+    MAX_REFUSE_SECONDS,
+    decode_uuid,
+    ip_to_uint32,
+    refuse_seconds,
+    validate_framework_info,
+    validate_role,
+)
 
 
 def test_weights_parse_roles_and_values() -> None:
@@ -53,3 +60,39 @@ def test_master_info_ip_is_network_order_read_little_endian() -> None:
     assert ip_to_uint32("10.0.0.1") == 16777226
     assert ip_to_uint32("127.0.0.1") == 16777343
     assert decode_uuid(base64.b64encode(uuid.uuid4().bytes).decode())
+
+
+@pytest.mark.parametrize("role", ["*", "ops", "team/ops", "a.b", "x_y-z"])
+def test_valid_roles(role: str) -> None:
+    validate_role(role)
+
+
+@pytest.mark.parametrize("role", ["", ".", "..", "-ops", "/ops", "ops/", "a//b", "a b", "a/../b", 7])
+def test_invalid_roles(role: object) -> None:
+    with pytest.raises(InvalidRequest, match="role"):
+        validate_role(role)
+
+
+@pytest.mark.parametrize(
+    ("info", "field"),
+    [
+        ({"name": "n"}, "user"),
+        ({"user": "u"}, "name"),
+        ({"user": "u", "name": "n", "capabilities": "MULTI_ROLE"}, "capabilities"),
+        ({"user": "u", "name": "n", "failover_timeout": "1d"}, "failover_timeout"),
+        ({"user": "u", "name": "n", "checkpoint": "yes"}, "checkpoint"),
+        ({"user": "u", "name": "n", "roles": ["a"]}, "roles"),
+        ({"user": "u", "name": "n", "role": "a", "capabilities": [{"type": "MULTI_ROLE"}]}, "role"),
+        ({"user": "u", "name": "n", "roles": ["a", "a"], "capabilities": [{"type": "MULTI_ROLE"}]}, "roles"),
+        ({"user": "u", "name": "n", "id": {"value": ""}}, "framework_info.id"),
+    ],
+)
+def test_invalid_framework_info_names_the_field(info: dict[str, object], field: str) -> None:
+    with pytest.raises(InvalidRequest, match=field):
+        validate_framework_info(info)  # type: ignore[arg-type]
+
+
+def test_valid_framework_infos() -> None:
+    validate_framework_info({"user": "u", "name": "n", "failover_timeout": 100, "checkpoint": True})
+    validate_framework_info({"user": "u", "name": "n", "roles": ["a", "b/c"],
+                             "capabilities": [{"type": "MULTI_ROLE"}]})
