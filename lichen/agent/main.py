@@ -11,6 +11,8 @@ import logging
 import signal
 from pathlib import Path
 
+from aiohttp import web
+
 from lichen.agent.agent import Agent
 from lichen.agent.containerizer.process import ProcessContainerizer
 from lichen.agent.detect import detect_resource_text, parse_attributes
@@ -20,6 +22,28 @@ from lichen.api.server import serve
 from lichen.resources import Resources
 
 log = logging.getLogger(__name__)
+
+
+async def _serve_on_remembered_port(
+    agent: Agent, flags: AgentFlags, work_dir: Path
+) -> tuple[web.AppRunner, str, int]:
+    """Bind `--port`; with `--port 0`, first try the port the last run in this work dir had.
+
+    Executors (pymesos's among them) reconnect to the MESOS_AGENT_ENDPOINT they were
+    started with, so an agent restarted with `--port 0` (as `lichen up` runs them) must
+    come back on the same port for its recovered executors to find it.
+    """
+    if flags.port == 0:
+        try:
+            last = int((work_dir / "agent.addr").read_text().strip().rsplit(":", 1)[1])
+        except (OSError, ValueError, IndexError):
+            last = 0
+        if last:
+            try:
+                return await serve(build_app(agent), flags.host, last, None, "agent")
+            except OSError:
+                log.info("port %d of the last run is taken; binding a free one", last)
+    return await serve(build_app(agent), flags.host, flags.port, None, "agent")
 
 
 def run(flags: AgentFlags) -> None:
@@ -41,7 +65,7 @@ async def serve_agent(flags: AgentFlags, stop: asyncio.Event | None = None) -> N
     agent = Agent(flags, containerizer)
     agent.resources = Resources.parse(detect_resource_text(flags.resources, work_dir))
     agent.attributes = parse_attributes(flags.attributes)
-    runner, host, port = await serve(build_app(agent), flags.host, flags.port, None, "agent")
+    runner, host, port = await _serve_on_remembered_port(agent, flags, work_dir)
     try:
         agent.host, agent.port = host, port
         agent.hostname = flags.hostname or host

@@ -128,3 +128,13 @@ def test_shutdown_framework_kills_its_tasks(master: FakeMaster, agent: AgentProc
     master.wait_state("doomed", "TASK_KILLED")
     wait_for(lambda: not pid_alive(pid), what="task process gone")
     wait_for(lambda: agent.state()["frameworks"] == [], what="framework forgotten")
+
+
+def test_agent_restarted_with_port_zero_comes_back_on_its_last_port(master: FakeMaster, agent: AgentProcess) -> None:
+    # Executors reconnect to the MESOS_AGENT_ENDPOINT they were started with.
+    wait_for(master.connected, what="stream")
+    first = agent.port
+    agent.kill()
+    agent.port = 0
+    agent.start()
+    assert agent.port == first
