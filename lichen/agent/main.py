@@ -33,17 +33,21 @@ async def _serve_on_remembered_port(
     started with, so an agent restarted with `--port 0` (as `lichen up` runs them) must
     come back on the same port for its recovered executors to find it.
     """
+    remembered = work_dir / "meta" / "last_port"
     if flags.port == 0:
         try:
-            last = int((work_dir / "agent.addr").read_text().strip().rsplit(":", 1)[1])
-        except (OSError, ValueError, IndexError):
+            last = int(remembered.read_text())
+        except (OSError, ValueError):
             last = 0
         if last:
             try:
                 return await serve(build_app(agent), flags.host, last, None, "agent")
             except OSError:
                 log.info("port %d of the last run is taken; binding a free one", last)
-    return await serve(build_app(agent), flags.host, flags.port, None, "agent")
+    bound = await serve(build_app(agent), flags.host, flags.port, None, "agent")
+    remembered.parent.mkdir(parents=True, exist_ok=True)
+    remembered.write_text(str(bound[2]))
+    return bound
 
 
 def run(flags: AgentFlags) -> None:
