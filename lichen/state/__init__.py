@@ -1,7 +1,7 @@
 """State stores: a small key/value protocol (`store.Store`) with an embedded SQLite
 implementation (`sqlite.SqliteStore`); a ZooKeeper one fills the same protocol later."""
 
-from lichen.state.store import Store
 from lichen.state.sqlite import SqliteStore
+from lichen.state.store import Store
 
-__all__ = ["Store", "SqliteStore"]
+__all__ = ["SqliteStore", "Store"]
