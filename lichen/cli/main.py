@@ -88,4 +88,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m` runs this file as __main__, a second copy of the module; the command
+    # modules register on lichen.cli.main.cli, so run that copy's main().
+    from lichen.cli.main import main as _main
+
+    _main()
