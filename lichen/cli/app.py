@@ -258,4 +258,4 @@ def versions(app_id: str, as_json: bool) -> None:
         print_json(body)
         return
     found = sorted(((body or {}).get("versions") or []), reverse=True)
-    print_table(("VERSION",), [[v] for v in found], title=f"{normalize_id(app_id)}: {len(found)} versions")
+    print_table(("VERSION",), [[v] for v in found])

@@ -340,6 +340,34 @@ def _render(deployment_id: str, step: str, apps: Sequence[AppProgress], elapsed:
     return Group(head, table)
 
 
+class _Display:
+    """Live progress on a terminal; on anything else, one line per new step and the final table."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.live = Live(console=console, refresh_per_second=4) if console.is_terminal else None
+        self.last_step = ""
+
+    def __enter__(self) -> _Display:
+        if self.live is not None:
+            self.live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.stop()
+
+    def update(self, deployment_id: str, step: str, apps: Sequence[AppProgress], elapsed: float,
+               final: bool = False) -> None:
+        if self.live is not None:
+            self.live.update(_render(deployment_id, step, apps, elapsed), refresh=True)
+        elif final:
+            self.console.print(_render(deployment_id, step, apps, elapsed))
+        elif step != self.last_step:
+            self.console.print(f"deployment {deployment_id}: {step}", highlight=False)
+        self.last_step = step
+
+
 def wait_for_deployment(api: Api, deployment_id: str, app_ids: Sequence[str] = (), *,
                         timeout: float | None = None, interval: float = POLL_INTERVAL) -> None:
     """Show the deployment's progress until it ends; CliError if it failed or timed out.
@@ -349,10 +377,9 @@ def wait_for_deployment(api: Api, deployment_id: str, app_ids: Sequence[str] = (
     """
     start = time.monotonic()
     apps_watched = [normalize_id(a) for a in app_ids]
-    console = stderr_console()
     step = "waiting"
     try:
-        with Live(console=console, refresh_per_second=4, transient=False) as live:
+        with _Display(stderr_console()) as display:
             while True:
                 deployment = find_deployment(api.get("/v2/deployments").body, deployment_id)
                 if deployment is not None:
@@ -361,17 +388,17 @@ def wait_for_deployment(api: Api, deployment_id: str, app_ids: Sequence[str] = (
                         if normalize_id(str(a)) not in apps_watched:
                             apps_watched.append(normalize_id(str(a)))
                 progress = [app_progress(api, a) for a in apps_watched]
+                elapsed = time.monotonic() - start
                 if deployment is None and not any(deployment_id in p.deployment_ids for p in progress):
                     why = deployment_outcome(deployment_id, progress)
-                    live.update(_render(deployment_id, "failed" if why else "done", progress,
-                                        time.monotonic() - start))
+                    display.update(deployment_id, "failed" if why else "done", progress, elapsed, final=True)
                     if why:
                         fail(why)
                     break
-                live.update(_render(deployment_id, step, progress, time.monotonic() - start))
-                if timeout is not None and time.monotonic() - start > timeout:
+                display.update(deployment_id, step, progress, elapsed)
+                if timeout is not None and elapsed > timeout:
                     fail(f"timed out after {timeout:g}s waiting for deployment {deployment_id} ({step}); "
-                         "it goes on: `lichen deployment watch " + deployment_id + "`")
+                         f"it goes on (lichen deployment watch {deployment_id})")
                 time.sleep(interval)
     except KeyboardInterrupt:
         say(f"stopped waiting; deployment {deployment_id} goes on (lichen deployment watch {deployment_id})")
