@@ -13,9 +13,9 @@ events go only to streams naming them.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
+from lichen.frameworks.marathon.appdef import plan_json, timestamp
 from lichen.frameworks.marathon.model import Action, DeploymentPlan, Instance
 
 __all__ = [
@@ -39,7 +39,6 @@ __all__ = [
     "instance_changed_event",
     "instance_health_changed_event",
     "light",
-    "plan_json",
     "remove_health_check_event",
     "scheduler_disconnected_event",
     "scheduler_registered_event",
@@ -103,13 +102,6 @@ _CONDITIONS = {
     "TASK_UNREACHABLE": "Unreachable",
     "TASK_UNKNOWN": "Unknown",
 }
-
-
-def timestamp(now: float) -> str:
-    """Marathon's UTC timestamp, `YYYY-MM-DDTHH:MM:SS.mmmZ` (the only form clients parse)."""
-    millis = round(now * 1000)
-    seconds, ms = divmod(millis, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ms:03d}Z"
 
 
 def _event(event_type: str, now: float, **fields: Any) -> dict[str, Any]:
@@ -311,30 +303,6 @@ def group_change_failed(group_id: str, version: str, reason: str, *, now: float)
 
 def _actions(actions: tuple[Action, ...]) -> list[dict[str, str]]:
     return [{"action": a.action, "app": a.app} for a in actions]
-
-
-def _group_state(apps: dict[str, dict[str, object] | None], version: str) -> dict[str, Any]:
-    # marathon-python needs `original`/`target` objects with exactly these keys; the apps
-    # are listed flat under the root, which is all event consumers look at.
-    return {
-        "id": "/",
-        "apps": [apps[app_id] for app_id in sorted(apps) if apps[app_id] is not None],
-        "groups": [],
-        "pods": [],
-        "dependencies": [],
-        "version": version,
-    }
-
-
-def plan_json(plan: DeploymentPlan) -> dict[str, Any]:
-    """The `plan` object of deployment events: id, version, steps, original, target."""
-    return {
-        "id": plan.id,
-        "version": plan.version,
-        "steps": [{"actions": _actions(step)} for step in plan.steps],
-        "original": _group_state(plan.original, plan.version),
-        "target": _group_state(plan.target, plan.version),
-    }
 
 
 def _current_step(plan: DeploymentPlan, step: int) -> dict[str, Any]:

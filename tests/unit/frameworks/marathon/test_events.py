@@ -7,7 +7,7 @@ import collections.abc
 import json
 from typing import Any
 
-from lichen.frameworks.marathon import events
+from lichen.frameworks.marathon import appdef, events
 from lichen.frameworks.marathon.model import Action, DeploymentPlan, Instance
 
 NOW = 1_700_000_000.25
@@ -50,8 +50,8 @@ def _parse(event: dict[str, Any]) -> Any:
 
 
 def test_timestamp_is_utc_with_milliseconds_and_z() -> None:
-    assert events.timestamp(NOW) == "2023-11-14T22:13:20.250Z"
-    assert events.timestamp(0.0) == "1970-01-01T00:00:00.000Z"
+    assert appdef.timestamp(NOW) == "2023-11-14T22:13:20.250Z"
+    assert appdef.timestamp(0.0) == "1970-01-01T00:00:00.000Z"
 
 
 def test_every_builder_sets_event_type_and_timestamp() -> None:
