@@ -235,15 +235,19 @@ def _reason(reason: object) -> str:
 # --- output -----------------------------------------------------------------------------
 
 
-def stdout_console() -> Console:
-    console = Console(soft_wrap=False)
-    if not console.is_terminal:
-        console = Console(width=_WIDE, soft_wrap=False)
+def _console(stderr: bool) -> Console:
+    console = Console(stderr=stderr)
+    if not console.is_terminal:       # a pipe or a file: no width to fit, so cut nothing
+        console = Console(stderr=stderr, width=_WIDE)
     return console
 
 
+def stdout_console() -> Console:
+    return _console(stderr=False)
+
+
 def stderr_console() -> Console:
-    return Console(stderr=True)
+    return _console(stderr=True)
 
 
 def print_json(body: Any) -> None:
