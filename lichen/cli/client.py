@@ -30,7 +30,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, Any, NoReturn
+from typing import IO, Any, NoReturn, Self
 
 import click
 from rich.console import Console, Group
@@ -107,12 +107,17 @@ def endpoints_from(ctx: click.Context, master: str | None, marathon: str | None,
     ctx.obj = Endpoints.resolve(master, marathon, chronos)
 
 
+def _endpoints() -> Endpoints:
+    found = click.get_current_context().find_object(Endpoints)
+    return found if found is not None else Endpoints.resolve(None, None, None)
+
+
 def marathon_api() -> Api:
-    return Api(click.get_current_context().find_object(Endpoints).marathon, "Marathon")
+    return Api(_endpoints().marathon, "Marathon")
 
 
 def master_api() -> Api:
-    return Api(click.get_current_context().find_object(Endpoints).master, "the Mesos master")
+    return Api(_endpoints().master, "the Mesos master")
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the API's JSON instead of a table.")
@@ -352,7 +357,7 @@ class _Display:
         self.live = Live(console=console, refresh_per_second=4) if console.is_terminal else None
         self.last_step = ""
 
-    def __enter__(self) -> _Display:
+    def __enter__(self) -> Self:
         if self.live is not None:
             self.live.start()
         return self

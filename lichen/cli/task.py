@@ -176,8 +176,9 @@ def log(task_id: str, follow: bool, use_stderr: bool, lines: int) -> None:
     offset = tail_offset(file, size, lines)
     try:
         while True:
-            for data, offset in read_from(file, offset, size):
+            for data, after in read_from(file, offset, size):
                 click.echo(data, nl=False)
+                offset = after
             if not follow:
                 return
             time.sleep(FOLLOW_INTERVAL)

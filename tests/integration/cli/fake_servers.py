@@ -20,14 +20,15 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 import uuid
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 STAMP = "2024-05-01T12:00:00.000Z"
 
 
@@ -47,7 +48,7 @@ class ThreadedServer:
 
     def start(self) -> ThreadedServer:
         @web.middleware
-        async def record(request: web.Request, handler: Any) -> web.StreamResponse:
+        async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
             raw = await request.read()
             body = json.loads(raw) if raw else None
             with self._lock:
@@ -196,22 +197,22 @@ class FakeMarathon(ThreadedServer):
         for s in ("/versions", "/tasks", "/restart"):
             if tail.endswith(s):
                 tail, suffix = tail[: -len(s)], s
-        app = self.apps.get(tail)
-        if app is None and not (request.method == "PUT" and not suffix):
-            return _error(404, f"App '{tail}' does not exist")
         method = request.method
+        if method == "PUT" and suffix == "":
+            return await self._update(tail, await request.json())
+        app = self.apps.get(tail)
+        if app is None:
+            return _error(404, f"App '{tail}' does not exist")
         if method == "GET" and suffix == "":
-            return web.json_response({"app": {**app, "tasks": self.tasks_of(app)}})  # type: ignore[dict-item]
+            return web.json_response({"app": {**app, "tasks": self.tasks_of(app)}})
         if method == "GET" and suffix == "/versions":
             return web.json_response({"versions": self.versions[tail]})
         if method == "GET" and suffix == "/tasks":
-            return web.json_response({"tasks": self.tasks_of(app)})  # type: ignore[arg-type]
+            return web.json_response({"tasks": self.tasks_of(app)})
         if method == "POST" and suffix == "/restart":
             return web.json_response(self._start_deployment(tail, "RestartApplication"))
         if method == "DELETE" and suffix == "":
             return web.json_response(self._start_deployment(tail, "StopApplication", removing=True))
-        if method == "PUT" and suffix == "":
-            return await self._update(tail, await request.json())
         return _error(404, "URI not found")
 
     async def _update(self, app_id: str, body: dict[str, Any]) -> web.Response:
@@ -314,7 +315,8 @@ def run_lichen(*args: str, env: dict[str, str] | None = None, input: str | None 
     """`python -m lichen.cli.main ARGS` with LICHEN_* taken from `env` only."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("LICHEN_")}
     return subprocess.run(
-        [sys.executable, "-m", "lichen.cli.main", *args], cwd=_REPO, env={**base, **(env or {})},
+        [sys.executable, "-m", "lichen.cli.main", *args], check=False, cwd=_REPO,
+        env={**base, **(env or {})},
         input=input, capture_output=True, text=True, timeout=timeout,
     )
 
