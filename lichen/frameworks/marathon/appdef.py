@@ -615,9 +615,10 @@ def _validate_constraint(constraint: Any) -> str | None:
 def _read_fetch(body: Json, p: str, problems: _Problems) -> list[Json]:
     fetch = _field(body, "fetch", "array", p, problems)
     uris = body.get("uris")
-    if uris is not None:
-        uri_list = _strings(uris, f"{p}/uris", problems) or []
-        if fetch is not None:
+    uri_list = _strings(uris, f"{p}/uris", problems) if uris is not None else None
+    # Clients echo `"uris": []` next to `fetch`; only two non-empty lists conflict.
+    if uri_list:
+        if fetch:
             problems.add(f"{p}/", "AppDefinition must not contain both 'uris' and 'fetch'")
             return []
         return [
@@ -763,11 +764,11 @@ def _read_container(
         container["docker"] = docker
     mappings_in = container_in.get("portMappings")
     legacy_mappings = (docker_in or {}).get("portMappings")
-    if mappings_in is not None and legacy_mappings is not None:
+    if mappings_in and legacy_mappings:
         problems.add(
             path, "'portMappings' may not be set both on the container and on container.docker"
         )
-    if mappings_in is None:
+    if not mappings_in and legacy_mappings:
         mappings_in = legacy_mappings
         mappings_path = f"{path}/docker/portMappings"
     else:
@@ -1073,11 +1074,9 @@ def merge_app(current: AppDefinition | None, patch: Any, *, app_id: str) -> AppD
     changes.pop("id", None)
     merged: Json = {k: v for k, v in current.raw.items() if k not in ("version", "versionInfo")}
     # A legacy field in the patch replaces its normalized counterpart.
-    if "uris" in changes:
+    if changes.get("uris") and "fetch" not in changes:
         merged.pop("fetch", None)
-    if "fetch" in changes:
-        merged.pop("uris", None)
-    if "ports" in changes:
+    if changes.get("ports") is not None and "portDefinitions" not in changes:
         merged.pop("portDefinitions", None)
     if "cmd" in changes:
         merged.pop("args", None)

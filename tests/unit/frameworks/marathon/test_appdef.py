@@ -860,3 +860,28 @@ def test_client_parses_deployment_event_plan() -> None:
 
     plan = MarathonDeploymentPlan.from_json(appdef.plan_json(PLAN))
     assert plan.steps[0].actions[0].app == "/g/db"
+
+
+def test_client_create_body_parses() -> None:
+    body = marathon_models.MarathonApp(cmd="sleep 3600", mem=16, cpus=0.1, instances=5).to_json()
+    a = appdef.parse_app(dict(json.loads(body), id="t"))
+    assert (a.id, a.instances, a.mem, a.cpus) == ("/t", 5, 16.0, 0.1)
+
+
+@pytest.mark.parametrize("minimal", [True, False])
+@pytest.mark.parametrize("body", [
+    {"id": "/a", "cmd": "x", "healthChecks": [{"protocol": "TCP"}], "constraints": [["hostname", "UNIQUE"]],
+     "uris": ["http://x/y"], "labels": {"HAPROXY_GROUP": "external"}},
+    COMPLEX,
+])
+def test_client_update_of_a_fetched_app_changes_nothing(body: dict[str, Any], minimal: bool) -> None:
+    current = appdef.assign_service_ports(appdef.parse_app(body), set(), None)
+    current = appdef.with_version(current, "2024-01-01T00:00:00.000Z", config_change=True, scaling=True)
+    fetched = marathon_models.MarathonApp.from_json(json.loads(json.dumps(appdef.app_json(
+        current, instances=[instance(healthy=True)], counts=appdef.counts(current, []),
+        deployments=[], last_task_failure=None))))
+    fetched.version = None  # what update_app does
+    sent = json.loads(fetched.to_json(minimal=minimal))
+    merged = appdef.merge_app(current, sent, app_id=current.id)
+    assert merged == current
+    assert not appdef.is_config_change(current, merged)
