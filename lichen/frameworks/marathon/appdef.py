@@ -1258,10 +1258,9 @@ def _read_group(data: Any, prefix: str, problems: _Problems, group_id: str) -> G
             problems.add(f"{prefix}/dependencies({i})", error)
             continue
         dependencies.append(paths.normalize_id(dep, paths.parent(group_id)))
-    version = body.get("version") if isinstance(body.get("version"), str) else None
+    # `version` is the server's to set (a body's version means rollback, the caller's job).
     return GroupDefinition(
-        id=group_id, apps=tuple(apps), groups=tuple(groups),
-        dependencies=tuple(dependencies), version=version,
+        id=group_id, apps=tuple(apps), groups=tuple(groups), dependencies=tuple(dependencies),
     )
 
 
