@@ -298,6 +298,7 @@ class AppProgress:
     running: int
     healthy: int
     deployment_ids: tuple[str, ...]
+    health_checked: bool = False
 
 
 def app_progress(api: Api, app_id: str) -> AppProgress:
@@ -312,6 +313,7 @@ def app_progress(api: Api, app_id: str) -> AppProgress:
         running=int(app.get("tasksRunning", 0)),
         healthy=int(app.get("tasksHealthy", 0)),
         deployment_ids=tuple(str(d.get("id")) for d in app.get("deployments") or [] if isinstance(d, dict)),
+        health_checked=bool(app.get("healthChecks")),
     )
 
 
@@ -345,7 +347,8 @@ def _render(deployment_id: str, step: str, apps: Sequence[AppProgress], elapsed:
         if a.instances is None:
             table.add_row(a.app_id, "-", "-", "removed")
         else:
-            table.add_row(a.app_id, f"{a.running}/{a.instances}", f"{a.healthy}/{a.instances}", str(a.instances))
+            healthy = f"{a.healthy}/{a.instances}" if a.health_checked else "-"
+            table.add_row(a.app_id, f"{a.running}/{a.instances}", healthy, str(a.instances))
     return Group(head, table)
 
 
