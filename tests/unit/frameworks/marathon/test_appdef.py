@@ -885,3 +885,28 @@ def test_client_update_of_a_fetched_app_changes_nothing(body: dict[str, Any], mi
     merged = appdef.merge_app(current, sent, app_id=current.id)
     assert merged == current
     assert not appdef.is_config_change(current, merged)
+
+
+NORMALIZE_AGAIN = [
+    {"id": "/a", "cmd": "x"},
+    COMPLEX,
+    {"id": "/b", "args": ["a"], "networks": [{"mode": "container", "name": "n"}],
+     "container": {"type": "MESOS", "docker": {"image": "x"},
+                   "portMappings": [{"containerPort": 1, "name": "http-api", "labels": {"a": "b"}}],
+                   "volumes": [{"containerPath": "d", "mode": "RW", "persistent": {"size": 10}}]},
+     "readinessChecks": [{}], "healthChecks": [{"protocol": "MESOS_HTTP"}],
+     "secrets": {"s": {"source": "x"}}, "env": {"S": {"secret": "s"}}, "user": "nobody"},
+    {"id": "/c", "cmd": "x", "ports": [0, 0], "requirePorts": True, "unreachableStrategy": "disabled",
+     "healthChecks": [{"protocol": "COMMAND", "command": {"value": "true"}}],
+     "fetch": [{"uri": "u", "cache": True}], "acceptedResourceRoles": ["*"],
+     "taskKillGracePeriodSeconds": 7, "killSelection": "OLDEST_FIRST"},
+]
+
+
+@pytest.mark.parametrize("body", NORMALIZE_AGAIN)
+def test_normalized_definition_parses_to_itself(body: dict[str, Any]) -> None:
+    a = appdef.assign_service_ports(appdef.parse_app(body), set(), None)
+    a = appdef.with_version(a, "v1", config_change=True, scaling=True)
+    again = appdef.parse_app(json.loads(json.dumps(a.raw)))
+    assert again.raw == {k: v for k, v in a.raw.items() if k not in ("version", "versionInfo")}
+

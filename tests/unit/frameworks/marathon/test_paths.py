@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lichen.frameworks.marathon import paths
 
@@ -88,3 +90,13 @@ def test_parent_and_is_ancestor() -> None:
     assert not paths.is_ancestor("/a", "/a")
     assert not paths.is_ancestor("/a", "/ab")
     assert not paths.is_ancestor("/", "/")
+
+
+@given(st.lists(st.sampled_from(["a", "b", "", ".", "..", "c-d", "e.f"]), max_size=8),
+       st.booleans())
+def test_normalize_id_is_idempotent_and_absolute(segments: list[str], absolute: bool) -> None:
+    raw = ("/" if absolute else "") + "/".join(segments)
+    once = paths.normalize_id(raw, "/base/g")
+    assert once.startswith("/") and "//" not in once
+    assert once == "/" or not once.endswith("/")
+    assert paths.normalize_id(once) == once
