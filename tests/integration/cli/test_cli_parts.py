@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 import pytest
 
 from lichen.cli.app import parse_assignments
 from lichen.cli.client import (
     DEFAULT_MARATHON,
+    Api,
     AppProgress,
     Endpoints,
     base_url,
@@ -87,3 +90,18 @@ class _Bytes:
 def test_tail_offset_starts_at_the_last_lines(data: bytes, lines: int, expected: bytes) -> None:
     offset = tail_offset(_Bytes(data), len(data), lines)  # type: ignore[arg-type]
     assert data[offset:] == expected
+
+
+def test_error_message_names_the_deployments_holding_a_locked_app() -> None:
+    body = json.dumps({"message": "App is locked by one or more deployments. Override with the option "
+                       "'?force=true'. View details at '/v2/deployments/d1'.", "deployments": [{"id": "d1"}]})
+    text = Api("http://m", "Marathon").error_message(409, body.encode())
+    assert text.startswith("Marathon: App is locked")
+    assert "deployment d1" in text and "--force" in text
+
+
+def test_error_message_shows_string_details_and_non_json_bodies() -> None:
+    api = Api("http://m", "Marathon")
+    assert api.error_message(400, b'{"message": "Invalid JSON", "details": "Unexpected end"}') == (
+        "Marathon: Invalid JSON\n  Unexpected end")
+    assert api.error_message(502, b"<html>bad gateway</html>") == "Marathon answered 502: <html>bad gateway</html>"
