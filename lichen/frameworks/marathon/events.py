@@ -111,7 +111,9 @@ def _event(event_type: str, now: float, **fields: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------- API and subscriptions
 
 
-def api_post_event(client_ip: str, uri: str, app_json: dict[str, Any], *, now: float) -> dict[str, Any]:
+def api_post_event(
+    client_ip: str, uri: str, app_json: dict[str, Any], *, now: float
+) -> dict[str, Any]:
     """An app was created, changed, restarted or deleted through the API."""
     return _event("api_post_event", now, clientIp=client_ip, uri=uri, appDefinition=app_json)
 
@@ -214,7 +216,9 @@ def unknown_instance_terminated_event(
     )
 
 
-def framework_message_event(slave_id: str, executor_id: str, message: str, *, now: float) -> dict[str, Any]:
+def framework_message_event(
+    slave_id: str, executor_id: str, message: str, *, now: float
+) -> dict[str, Any]:
     return _event(
         "framework_message_event", now, slaveId=slave_id, executorId=executor_id, message=message
     )
@@ -230,7 +234,9 @@ def app_terminated_event(app_id: str, *, now: float) -> dict[str, Any]:
 def add_health_check_event(
     app_id: str, version: str, health_check: dict[str, Any], *, now: float
 ) -> dict[str, Any]:
-    return _event("add_health_check_event", now, appId=app_id, version=version, healthCheck=health_check)
+    return _event(
+        "add_health_check_event", now, appId=app_id, version=version, healthCheck=health_check
+    )
 
 
 def remove_health_check_event(app_id: str, *, now: float) -> dict[str, Any]:
@@ -312,7 +318,9 @@ def _current_step(plan: DeploymentPlan, step: int) -> dict[str, Any]:
 
 def deployment_info(plan: DeploymentPlan, step: int, *, now: float) -> dict[str, Any]:
     """The plan started its `step`-th step (0-based)."""
-    return _event("deployment_info", now, plan=plan_json(plan), currentStep=_current_step(plan, step))
+    return _event(
+        "deployment_info", now, plan=plan_json(plan), currentStep=_current_step(plan, step)
+    )
 
 
 def deployment_step_success(plan: DeploymentPlan, step: int, *, now: float) -> dict[str, Any]:

@@ -101,8 +101,12 @@ def test_status_update_event_carries_task_fields() -> None:
 
 
 def test_instance_changed_event_maps_states_to_conditions() -> None:
-    assert events.instance_changed_event(_instance("TASK_STAGING"), now=NOW)["condition"] == "Staging"
-    assert events.instance_changed_event(_instance("TASK_LOST"), now=NOW)["condition"] == "Unreachable"
+    assert (
+        events.instance_changed_event(_instance("TASK_STAGING"), now=NOW)["condition"] == "Staging"
+    )
+    assert (
+        events.instance_changed_event(_instance("TASK_LOST"), now=NOW)["condition"] == "Unreachable"
+    )
     explicit = events.instance_changed_event(_instance(), "UnreachableInactive", now=NOW)
     assert explicit["condition"] == "UnreachableInactive"
 
