@@ -80,6 +80,30 @@ def agent(master_addr: str, **opts: object) -> None:
     run(AgentFlags(master=master_addr, **opts))  # type: ignore[arg-type]
 
 
+@cli.command()
+@click.option("--master", "master_addr", required=True, help="The master's host:port.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port to bind (0: any free port).")
+@click.option("--work-dir", required=True, type=click.Path(path_type=Path), help="Where the state lives.")
+@click.option("--hostname", default=None, help="Hostname to advertise.")
+@click.option("--framework-name", default="marathon", show_default=True)
+@click.option("--failover-timeout", default=604800.0, show_default=True, type=float,
+              help="Seconds the master keeps the tasks while Marathon is away.")
+@click.option("--mesos-role", default="*", show_default=True)
+@click.option("--mesos-user", default="root", show_default=True)
+@click.option("--decline-offer-duration", default=120.0, show_default=True, type=float)
+@click.option("--local-port-min", default=10000, show_default=True, type=int)
+@click.option("--local-port-max", default=20000, show_default=True, type=int)
+@click.option("--log-level", default="info", show_default=True)
+def marathon(master_addr: str, **opts: object) -> None:
+    """Run the Marathon-compatible service scheduler."""
+    from lichen.frameworks.marathon.main import run
+    from lichen.frameworks.marathon.service import MarathonFlags
+
+    _setup_logging(str(opts.pop("log_level")))
+    run(MarathonFlags(master=master_addr, **opts))  # type: ignore[arg-type]
+
+
 def main() -> None:
     from lichen.cli import up as _up  # noqa: F401  (registers `up`)
     from lichen.cli import bench as _bench  # noqa: F401  (registers `bench`)

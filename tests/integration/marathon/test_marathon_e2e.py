@@ -1,0 +1,137 @@
+"""`lichen marathon` end to end: a real master, real agents running real processes, and
+the unmodified marathon-python client."""
+
+from __future__ import annotations
+
+import collections
+import collections.abc
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.support import Daemon, wait_for
+from tests.support.daemons import start_daemon
+
+for _name in ("Iterable", "Mapping", "MutableMapping", "Sequence", "Callable"):
+    setattr(collections, _name, getattr(collections.abc, _name))  # marathon 0.13.0 on Python >= 3.10
+
+marathon = pytest.importorskip("marathon")
+from marathon import MarathonApp, MarathonClient  # noqa: E402
+from marathon.exceptions import ConflictError, NotFoundError  # noqa: E402
+
+
+class Stack:
+    def __init__(self, master: Daemon, agents: list[Daemon], marathon: Daemon) -> None:
+        self.master = master
+        self.agents = agents
+        self.marathon = marathon
+        self.client = MarathonClient(marathon.url)
+
+    def app(self, app_id: str) -> Any:
+        return self.client.get_app(app_id)
+
+    def settled(self, app_id: str, n: int) -> bool:
+        app = self.app(app_id)
+        return not app.deployments and app.tasks_running == n and len(app.tasks) == n
+
+
+@pytest.fixture
+def stack(tmp_path: Path, start_master: Callable[..., Daemon], start_agent: Callable[..., Daemon],
+          daemons: Any) -> Iterator[Stack]:
+    master = start_master(tmp_path, "--allocation-interval", "0.1")
+    agents = [start_agent(master.addr, tmp_path), start_agent(master.addr, tmp_path)]
+    wait_for(lambda: len(requests.get(master.url + "/master/slaves", timeout=5).json()["slaves"]) == 2, 20,
+             "agents")
+    work = tmp_path / "marathon"
+    m = daemons.add(start_daemon("marathon", work, [
+        "--master", master.addr, "--port", "0", "--work-dir", str(work), "--decline-offer-duration", "1"]))
+    yield Stack(master, agents, m)
+
+
+def test_create_scale_and_delete_an_app(stack: Stack) -> None:
+    c = stack.client
+    created = c.create_app("t", MarathonApp(cmd="sleep 3600", mem=16, cpus=0.1, instances=5))
+    assert created.id == "/t" and created.deployments
+    assert [d.affected_apps for d in c.list_deployments()] == [["/t"]]
+    wait_for(lambda: stack.settled("t", 5), 60, "5 tasks running")
+    tasks = c.list_tasks("t")
+    assert len(tasks) == 5 and all(t.started_at.tzinfo is not None for t in tasks)
+    with pytest.raises(ConflictError):
+        c.create_app("t", MarathonApp(cmd="sleep 3600", mem=16, cpus=0.1, instances=5))
+    with pytest.raises(NotFoundError, match="App '/nope' does not exist"):
+        c.get_app("nope")
+
+    before = stack.app("t").version_info
+    c.scale_app("/t", instances=2)
+    wait_for(lambda: stack.settled("t", 2), 60, "scaled to 2")
+    after = stack.app("t").version_info
+    assert after.last_scaling_at != before.last_scaling_at
+    assert after.last_config_change_at == before.last_config_change_at
+    assert len(c.list_versions("t")) == 2
+
+    c.delete_app("t")
+    wait_for(lambda: not c.list_apps() and not c.list_deployments(), 60, "app removed")
+    master_tasks = requests.get(stack.master.url + "/master/tasks", timeout=5).json()["tasks"]
+    wait_for(lambda: all(t["state"] == "TASK_KILLED" for t in
+                         requests.get(stack.master.url + "/master/tasks", timeout=5).json()["tasks"]), 20,
+             "tasks killed")
+    assert len(master_tasks) >= 5
+
+
+def test_invalid_app_is_422_with_the_path(stack: Stack) -> None:
+    r = requests.post(stack.marathon.url + "/v2/apps", json={"id": "Bad_Id", "cmd": "x"}, timeout=5)
+    assert r.status_code == 422
+    assert [d["path"] for d in r.json()["details"]] == ["/id"]
+
+
+def test_killed_task_is_replaced(stack: Stack) -> None:
+    c = stack.client
+    c.create_app("r", MarathonApp(cmd="sleep 3600", mem=16, cpus=0.1, instances=2))
+    wait_for(lambda: stack.settled("r", 2), 60, "2 running")
+    victim = c.list_tasks("r")[0].id
+    c.kill_task("r", victim)
+    wait_for(lambda: stack.settled("r", 2) and victim not in {t.id for t in c.list_tasks("r")}, 60,
+             "replacement")
+
+
+def test_update_rolls_tasks_and_rollback(stack: Stack) -> None:
+    c = stack.client
+    c.create_app("u", MarathonApp(cmd="sleep 3600", mem=16, cpus=0.1, instances=2))
+    wait_for(lambda: stack.settled("u", 2), 60, "2 running")
+    old_tasks = {t.id for t in c.list_tasks("u")}
+    v_old = stack.app("u").version
+    c.update_app("u", MarathonApp(cmd="sleep 7200", mem=16, cpus=0.1, instances=2))
+    wait_for(lambda: stack.settled("u", 2) and not old_tasks & {t.id for t in c.list_tasks("u")}, 60,
+             "rolled")
+    assert stack.app("u").cmd == "sleep 7200"
+    c.rollback_app("u", v_old)
+    wait_for(lambda: stack.app("u").cmd == "sleep 3600" and stack.settled("u", 2), 60, "rolled back")
+
+
+def sandbox_stdout(stack: Stack, task_id: str) -> str:
+    for agent in stack.agents:
+        state = requests.get(agent.url + "/state", timeout=5).json()
+        for fw in state["frameworks"]:
+            for ex in fw["executors"]:
+                if ex["id"] == task_id:
+                    r = requests.get(agent.url + "/files/read",
+                                     params={"path": ex["directory"] + "/stdout", "offset": 0}, timeout=5)
+                    return str(r.json()["data"])
+    return ""
+
+
+def test_task_environment_and_ports(stack: Stack) -> None:
+    c = stack.client
+    c.create_app("env", MarathonApp(
+        cmd='echo "PORT0=$PORT0 PORTS=$PORTS APP=$MARATHON_APP_ID LABEL=$MARATHON_APP_LABEL_TEAM"; sleep 3600',
+        mem=16, cpus=0.1, instances=1, port_definitions=[{"port": 0}], labels={"team": "ops"}))
+    wait_for(lambda: stack.settled("env", 1), 60, "running")
+    app = stack.app("env")
+    assert 10000 <= app.port_definitions[0].port <= 20000
+    task = app.tasks[0]
+    assert len(task.ports) == 1 and task.service_ports == [app.port_definitions[0].port]
+    out = wait_for(lambda: sandbox_stdout(stack, task.id), 20, "task output")
+    assert out.strip() == f"PORT0={task.ports[0]} PORTS={task.ports[0]} APP=/env LABEL=ops"
