@@ -105,9 +105,9 @@ def marathon(master_addr: str, **opts: object) -> None:
 
 
 def main() -> None:
-    from lichen.cli import up as _up  # noqa: F401  (registers `up`)
+    from lichen.cli import app as _app  # noqa: F401  (client verbs)
     from lichen.cli import bench as _bench  # noqa: F401  (registers `bench`)
-    from lichen.cli import app as _app, deployment as _deployment, task as _task  # noqa: F401  (client verbs)
+    from lichen.cli import up as _up  # noqa: F401  (registers `up`)
 
     cli(prog_name="lichen")
 

@@ -243,6 +243,7 @@ class UpOptions:
     containerizers: str
     agent_resources: str | None
     log_level: str
+    marathon_port: int = 8080
 
 
 class GaveUp(Exception):
@@ -262,10 +263,15 @@ class Cluster:
             options.work_dir / "master.log", self._master_argv,
         )
         self.agents = [self._agent(i) for i in range(1, options.agents + 1)]
+        self.marathon_port = options.marathon_port
+        self.marathon = Component(
+            "marathon", "marathon", options.work_dir / "marathon",
+            options.work_dir / "marathon.log", self._marathon_argv,
+        )
 
     @property
     def components(self) -> list[Component]:
-        return [self.master, *self.agents]
+        return [self.master, *self.agents, self.marathon]
 
     async def run(self) -> None:
         """Start everything, report readiness, supervise until `stopping` is set; then stop all."""
@@ -280,6 +286,10 @@ class Cluster:
                     watchers.append(group.create_task(self._supervise(agent)))
                 for agent in self.agents:
                     await self._until_ready(agent)
+                if self.stopping.is_set():
+                    return
+                watchers.append(group.create_task(self._supervise(self.marathon)))
+                await self._until_ready(self.marathon)
                 if self.stopping.is_set():
                     return
                 width = max(len(c.name) for c in self.components) + 2
@@ -299,6 +309,15 @@ class Cluster:
             sys.executable, "-m", "lichen.cli.main", "master",
             "--host", o.host, "--port", str(self.master_port),
             "--work-dir", str(self.master.work_dir), "--log-level", o.log_level,
+        ]
+
+    def _marathon_argv(self) -> list[str]:
+        o = self.options
+        return [
+            sys.executable, "-m", "lichen.cli.main", "marathon",
+            "--master", self.master.addr or f"{o.host}:{self.master_port}",
+            "--host", o.host, "--port", str(self.marathon_port),
+            "--work-dir", str(self.marathon.work_dir), "--log-level", o.log_level,
         ]
 
     def _agent(self, index: int) -> Component:
@@ -333,6 +352,8 @@ class Cluster:
             if became_ready:
                 if c.kind == "master" and c.addr is not None:
                     self.master_port = int(c.addr.rsplit(":", 1)[1])   # keep it across restarts
+                if c.kind == "marathon" and c.addr is not None:
+                    self.marathon_port = int(c.addr.rsplit(":", 1)[1])
                 if not c.ever_ready:
                     c.ever_ready = True
                 else:
@@ -402,7 +423,9 @@ class Cluster:
         return None
 
     def _stop_all(self) -> None:
-        """Blocking: agents first (so they do not chase a vanished master), then the master."""
+        """Blocking: Marathon, then the agents (so they do not chase a vanished master), then the master."""
+        if self.marathon.proc is not None:
+            _terminate([self.marathon.proc], STOP_GRACE)
         agents = [a.proc for a in self.agents if a.proc is not None]
         _terminate(agents, STOP_GRACE)
         if self.master.proc is not None:
@@ -496,19 +519,21 @@ async def _up(options: UpOptions) -> None:
 @click.option("--containerizers", default="process", show_default=True)
 @click.option("--agent-resources", default=None,
               help="Each agent's resources, e.g. \"cpus:2;mem:2048\" (default: the host split evenly).")
-@click.option("--marathon-port", default=8080, show_default=True, type=int, help="Not used yet.")
+@click.option("--marathon-port", default=8080, show_default=True, type=click.IntRange(0, 65535),
+              help="Marathon's port (0: any free port).")
 @click.option("--chronos-port", default=4400, show_default=True, type=int, help="Not used yet.")
 @click.option("--chronos-failure-retry", default=60, show_default=True, type=int, help="Not used yet.")
 @click.option("--docker-socket", default="/var/run/docker.sock", show_default=True, help="Not used yet.")
 @click.option("--log-level", default="info", show_default=True)
 def up(
     work_dir: Path, agents: int, host: str, master_port: int, containerizers: str,
-    agent_resources: str | None, log_level: str, **_later: object,
+    agent_resources: str | None, log_level: str, marathon_port: int, **_later: object,
 ) -> None:
     """Run a master and agents on this machine until Ctrl-C; leave nothing running."""
     options = UpOptions(
         work_dir=work_dir.resolve(), agents=agents, host=host, master_port=master_port,
         containerizers=containerizers, agent_resources=agent_resources, log_level=log_level,
+        marathon_port=marathon_port,
     )
     try:
         asyncio.run(_up(options))

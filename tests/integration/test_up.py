@@ -14,6 +14,7 @@ from typing import Any
 
 import psutil
 import pytest
+import requests
 from pymesos import MesosSchedulerDriver, Scheduler
 
 from lichen.cli.up import kill_tasks, task_processes
@@ -57,7 +58,7 @@ def up(tmp_path: Path) -> Iterator[Up]:
     with open(out_path, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-c", "from lichen.cli.main import main; main()", "up",
-             "--work-dir", str(work_dir), "--master-port", "0", "--agents", "2",
+             "--work-dir", str(work_dir), "--master-port", "0", "--marathon-port", "0", "--agents", "2",
              "--agent-resources", AGENT_RESOURCES],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
         )
@@ -76,7 +77,7 @@ def test_up_prints_a_url_per_component_and_registers_both_agents(up: Up) -> None
     lines = up.output.splitlines()
     assert lines[-1] == "lichen is ready"
     names = [line.split()[0] for line in lines if "http://" in line]
-    assert names == ["master", "agent-1", "agent-2"]
+    assert names == ["master", "agent-1", "agent-2", "marathon"]
     master_line = next(line for line in lines if line.startswith("master "))
     assert master_line.split()[1] == up.master_url
     wait_for(
@@ -107,6 +108,19 @@ def test_sigterm_stops_daemons_and_the_tasks_they_left_running(up: Up) -> None:
 
     assert up.stop() == 0
     assert "lichen stopped" in up.output
+    left = [pid for pid in family if _alive(pid)]
+    assert left == [], f"processes left behind: {[_describe(pid) for pid in left]}"
+
+
+def test_marathon_runs_apps_and_sigterm_stops_their_tasks(up: Up) -> None:
+    marathon_url = next(line.split()[1] for line in up.output.splitlines() if line.startswith("marathon "))
+    r = requests.post(marathon_url + "/v2/apps", json={"id": "/sleepy", "cmd": "sleep 600", "cpus": 0.1,
+                                                       "mem": 16, "instances": 2}, timeout=10)
+    assert r.status_code == 201, r.text
+    wait_for(lambda: http_get_json(marathon_url + "/v2/apps/sleepy")["app"]["tasksRunning"] == 2, 60,
+             "two Marathon tasks running")
+    family = up.family()
+    assert up.stop() == 0
     left = [pid for pid in family if _alive(pid)]
     assert left == [], f"processes left behind: {[_describe(pid) for pid in left]}"
 

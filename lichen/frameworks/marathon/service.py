@@ -147,10 +147,10 @@ class MarathonService:
         for raw in (await s.list("marathon/apps/")).values():
             app = AppDefinition(id=json.loads(raw)["id"], raw=json.loads(raw))
             self.apps[app.id] = app
-        for key, raw in (await s.list("marathon/versions/")).items():
+        for raw in (await s.list("marathon/versions/")).values():
             data = json.loads(raw)
             self.versions.setdefault(data["id"], {})[data["version"]] = AppDefinition(id=data["id"], raw=data)
-        for key, raw in (await s.list("marathon/groups/")).items():
+        for raw in (await s.list("marathon/groups/")).values():
             data = json.loads(raw)
             self.groups[data["id"]] = data
         for raw in (await s.list("marathon/deployments/")).values():
@@ -539,9 +539,10 @@ class MarathonService:
         return await self._deploy(back, force=True)
 
     async def reset_delay(self, app_id: str) -> None:
-        if app_id not in self.apps or not self.launch_queue.reset(app_id):
-            if not any(i.app_id == app_id and not i.agent_id for i in self.insts.values()):
-                raise NotFound(f"Application {app_id} not found in tasks queue.")
+        had_backoff = app_id in self.apps and self.launch_queue.reset(app_id)
+        waiting = any(i.app_id == app_id and not i.agent_id for i in self.insts.values())
+        if not had_backoff and not waiting:
+            raise NotFound(f"Application {app_id} not found in tasks queue.")
         self._wake.set()
 
     # ================================================================ control loop
@@ -550,7 +551,7 @@ class MarathonService:
         while True:
             try:
                 await asyncio.wait_for(self._wake.wait(), TICK)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._wake.clear()
             try:
@@ -584,10 +585,9 @@ class MarathonService:
                 spec = self._spec(app, self.apps)
                 await self._apply(Action("ScaleApplication", app_id), spec, app, now, steady=True)
         await self._expunge_unreachable(now)
-        if self._declined and any(not i.agent_id and self.launch_queue.ready(i.app_id, now)
-                                  for i in self.insts.values()):
-            if self.client is not None and await self.client.call("REVIVE"):
-                self._declined = False
+        wanted = any(not i.agent_id and self.launch_queue.ready(i.app_id, now) for i in self.insts.values())
+        if self._declined and wanted and self.client is not None and await self.client.call("REVIVE"):
+            self._declined = False
 
     async def _advance(self, plan: DeploymentPlan, now: float) -> None:
         while plan.current_step < len(plan.steps):
@@ -728,7 +728,7 @@ class MarathonService:
             self.agents_seen[agent_id] = view
             try:
                 available = Resources.from_json(offer.get("resources", []))
-            except Exception:
+            except InvalidRequest:
                 available = Resources.empty()
             infos: list[dict[str, Any]] = []
             for inst in list(pending):
