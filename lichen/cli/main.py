@@ -104,11 +104,14 @@ def marathon(master_addr: str, **opts: object) -> None:
     run(MarathonFlags(master=master_addr, **opts))  # type: ignore[arg-type]
 
 
-def main() -> None:
-    from lichen.cli import app as _app  # noqa: F401  (client verbs)
-    from lichen.cli import bench as _bench  # noqa: F401  (registers `bench`)
-    from lichen.cli import up as _up  # noqa: F401  (registers `up`)
+COMMAND_MODULES = ("up", "bench", "app", "task", "deployment")
 
+
+def main() -> None:
+    import importlib
+
+    for name in COMMAND_MODULES:  # each registers its commands on `cli` when imported
+        importlib.import_module(f"lichen.cli.{name}")
     cli(prog_name="lichen")
 
 
