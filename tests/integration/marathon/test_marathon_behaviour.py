@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.integration.marathon.test_marathon_e2e import Stack, stack  # noqa: F401  (fixture)
+from tests.integration.marathon.stack import Stack
 from tests.support import wait_for
 from tests.support.daemons import start_daemon
 
@@ -157,7 +157,7 @@ def test_group_dependencies_deploy_in_order(stack: Stack) -> None:
 
 
 class _Collector(BaseHTTPRequestHandler):
-    received: list[dict[str, Any]] = []
+    received: list[dict[str, Any]] = []  # noqa: RUF012  (one test at a time)
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
