@@ -125,6 +125,7 @@ class MarathonService:
         self.groups: dict[str, dict[str, Any]] = {}          # explicit groups: {dependencies, version}
         self.group_history: dict[str, list[str]] = {}
         self.insts: dict[str, Instance] = {}
+        self.by_app: dict[str, dict[str, Instance]] = {}       # app id -> instance id -> instance
         self.by_task: dict[str, str] = {}                      # task id -> instance id
         self.running: dict[str, DeploymentPlan] = {}           # deployments, in start order
         self.launch_queue = LaunchQueue()
@@ -138,6 +139,10 @@ class MarathonService:
         self._tasks: list[asyncio.Task[None]] = []
         self._declined = False
         self._lock = asyncio.Lock()
+        self._sync_lock = asyncio.Lock()
+        self._writes: dict[str, bytes | None] = {}
+        self._acks: list[dict[str, Any]] = []
+        self._dirty = asyncio.Event()
         self.agents_seen: dict[str, AgentView] = {}
 
     # ================================================================ lifecycle
@@ -157,9 +162,7 @@ class MarathonService:
             plan = _plan_from_json(json.loads(raw))
             self.running[plan.id] = plan
         for raw in (await s.list("marathon/instances/")).values():
-            inst = _instance_from_json(json.loads(raw))
-            self.insts[inst.instance_id] = inst
-            self.by_task[inst.task_id] = inst.instance_id
+            self._remember(_instance_from_json(json.loads(raw)))
         cb = await s.get("marathon/callbacks")
         self._callbacks = json.loads(cb) if cb else []
         self.sender.set_urls(self._callbacks)
@@ -181,7 +184,8 @@ class MarathonService:
         self.client.start()
         self.sender.start()
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._control_loop(), name="marathon-control")]
+        self._tasks = [loop.create_task(self._control_loop(), name="marathon-control"),
+                       loop.create_task(self._flush_loop(), name="marathon-flush")]
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -191,6 +195,7 @@ class MarathonService:
                 await t
             except asyncio.CancelledError:
                 pass
+        await self._sync()
         if self.client is not None:
             await self.client.stop()
         await self.sender.stop()
@@ -212,8 +217,22 @@ class MarathonService:
         return self.versions.get(app_id, {}).get(version)
 
     def instances(self, app_id: str | None = None) -> list[Instance]:
-        out = [i for i in self.insts.values() if app_id is None or i.app_id == app_id]
+        out = self.insts.values() if app_id is None else self.by_app.get(app_id, {}).values()
         return sorted(out, key=lambda i: (i.app_id, i.staged_at, i.instance_id))
+
+    def _remember(self, inst: Instance) -> None:
+        self.insts[inst.instance_id] = inst
+        self.by_app.setdefault(inst.app_id, {})[inst.instance_id] = inst
+        self.by_task[inst.task_id] = inst.instance_id
+
+    def _drop(self, inst: Instance) -> None:
+        self.insts.pop(inst.instance_id, None)
+        self.by_task.pop(inst.task_id, None)
+        mine = self.by_app.get(inst.app_id)
+        if mine is not None:
+            mine.pop(inst.instance_id, None)
+            if not mine:
+                del self.by_app[inst.app_id]
 
     def last_task_failure(self, app_id: str) -> dict[str, Any] | None:
         return self.failures.get(app_id)
@@ -490,6 +509,7 @@ class MarathonService:
                 plan = await self._deploy(dict(targets), force=force)
         for inst in found:
             await self._kill(inst, wipe=wipe)
+        await self._sync()
         return found, plan
 
     async def put_group(self, group: Any, *, force: bool) -> DeploymentPlan:
@@ -540,7 +560,7 @@ class MarathonService:
 
     async def reset_delay(self, app_id: str) -> None:
         had_backoff = app_id in self.apps and self.launch_queue.reset(app_id)
-        waiting = any(i.app_id == app_id and not i.agent_id for i in self.insts.values())
+        waiting = any(not i.agent_id for i in self.by_app.get(app_id, {}).values())
         if not had_backoff and not waiting:
             raise NotFound(f"Application {app_id} not found in tasks queue.")
         self._wake.set()
@@ -565,9 +585,7 @@ class MarathonService:
         app = self.apps.get(app_id)
         inactive_after = app.unreachable_inactive_after if app else None
         out = []
-        for i in self.insts.values():
-            if i.app_id != app_id:
-                continue
+        for i in self.by_app.get(app_id, {}).values():
             if (i.unreachable_since is not None and inactive_after is not None
                     and now - i.unreachable_since >= inactive_after):
                 continue
@@ -637,42 +655,59 @@ class MarathonService:
         return decision.done
 
     async def _schedule(self, app: AppDefinition, spec: planner.Spec, count: int, now: float) -> None:
-        writes: dict[str, bytes | None] = {}
-        new: list[Instance] = []
         for _ in range(count):
             iid = paths.new_instance_id(app.id)
             inst = Instance(instance_id=iid, task_id=paths.task_id_for(iid), app_id=app.id,
                             version=app.version or "", state="TASK_STAGING", staged_at=now,
                             config_version=spec.config, ready=True,
                             service_ports=tuple(app.service_ports))
-            new.append(inst)
-            writes[f"marathon/instances/{iid}"] = json.dumps(_instance_to_json(inst)).encode()
-        await self.store.put_many(writes)
-        for inst in new:
-            self.insts[inst.instance_id] = inst
-            self.by_task[inst.task_id] = inst.instance_id
+            self._save(inst)
 
     async def _kill(self, inst: Instance, *, wipe: bool = False) -> None:
         if not inst.agent_id:
-            await self._forget(inst)  # never launched: just drop it
+            self._forget(inst)  # never launched: just drop it
             return
         if not inst.killing:
             inst = dataclasses.replace(inst, killing=True)
-            await self._save(inst)
+            self._save(inst)
         if self.client is not None:
             await self.client.call("KILL", {"task_id": {"value": inst.task_id}, "agent_id": {"value": inst.agent_id}})
         if wipe:
-            await self._forget(inst)
+            self._forget(inst)
 
-    async def _save(self, inst: Instance) -> None:
-        await self.store.put(f"marathon/instances/{inst.instance_id}", json.dumps(_instance_to_json(inst)).encode())
-        self.insts[inst.instance_id] = inst
-        self.by_task[inst.task_id] = inst.instance_id
+    def _save(self, inst: Instance) -> None:
+        """Keep `inst`; it is written to the store at the next `_sync`."""
+        self._remember(inst)
+        self._writes[f"marathon/instances/{inst.instance_id}"] = json.dumps(_instance_to_json(inst)).encode()
+        self._dirty.set()
 
-    async def _forget(self, inst: Instance) -> None:
-        await self.store.delete(f"marathon/instances/{inst.instance_id}")
-        self.insts.pop(inst.instance_id, None)
-        self.by_task.pop(inst.task_id, None)
+    def _forget(self, inst: Instance) -> None:
+        self._drop(inst)
+        self._writes[f"marathon/instances/{inst.instance_id}"] = None
+        self._dirty.set()
+
+    async def _sync(self) -> None:
+        """Write the buffered instance changes, then send the acknowledgements that waited
+        for them: an update is acknowledged only once what it changed is durable."""
+        async with self._sync_lock:
+            writes, self._writes = self._writes, {}
+            acks, self._acks = self._acks, []
+            if writes:
+                await self.store.put_many(writes)
+            if acks:
+                await asyncio.gather(*(self._ack(a) for a in acks))
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            await asyncio.sleep(0.005)  # gather a burst of updates into one commit
+            self._dirty.clear()
+            try:
+                await self._sync()
+            except Exception:
+                log.exception("writing instance state failed; retrying")
+                await asyncio.sleep(0.5)
+                self._dirty.set()
 
     async def _expunge_unreachable(self, now: float) -> None:
         for inst in list(self.insts.values()):
@@ -681,7 +716,7 @@ class MarathonService:
             app = self.apps.get(inst.app_id)
             expunge = app.unreachable_expunge_after if app else 0.0
             if expunge is not None and now - inst.unreachable_since >= expunge:
-                await self._forget(inst)
+                self._forget(inst)
                 self.publish(events.instance_changed_event(inst, "Gone", now=now))
 
     # ================================================================ scheduler events
@@ -712,8 +747,8 @@ class MarathonService:
         await self.client.call("RECONCILE", {"tasks": []})
 
     def _placed(self, app_id: str) -> list[AgentView]:
-        return [self.agents_seen[i.agent_id] for i in self.insts.values()
-                if i.app_id == app_id and i.agent_id in self.agents_seen and i.state not in TERMINAL]
+        return [self.agents_seen[i.agent_id] for i in self.by_app.get(app_id, {}).values()
+                if i.agent_id in self.agents_seen and i.state not in TERMINAL]
 
     async def _offers(self, offers: list[dict[str, Any]]) -> None:
         assert self.client is not None
@@ -743,11 +778,12 @@ class MarathonService:
                 available = available - used
                 launched = dataclasses.replace(inst, agent_id=agent_id, host=offer.get("hostname", ""),
                                                ports=tuple(host_ports), staged_at=now, state="TASK_STAGING")
-                await self._save(launched)
+                self._save(launched)
                 pending.remove(inst)
                 infos.append(info)
                 self.publish(events.instance_changed_event(launched, "Provisioned", now=now))
             if infos:
+                await self._sync()
                 await self.client.call("ACCEPT", {"offer_ids": [offer["id"]], "operations": [
                     {"type": "LAUNCH", "launch": {"task_infos": infos}}], "filters": {"refuse_seconds": 1}})
             else:
@@ -766,7 +802,8 @@ class MarathonService:
             if state not in TERMINAL and state not in UNREACHABLE and "agent_id" in status:
                 # Not ours (any more): an orphan from before a crash, or an expunged instance.
                 await self.client.call("KILL", {"task_id": {"value": task_id}, "agent_id": status["agent_id"]})
-            await self._ack(status)
+            self._acks.append(status)
+            self._dirty.set()
             return
         before = inst
         healthy = status.get("healthy", inst.healthy) if "healthy" in status else inst.healthy
@@ -779,7 +816,7 @@ class MarathonService:
         inst = dataclasses.replace(inst, **changes)
         app = self.apps.get(inst.app_id)
         if state in TERMINAL:
-            await self._forget(inst)
+            self._forget(inst)
             killed_unhealthy = state == "TASK_KILLED" and status.get("healthy") is False and not before.killing
             if (state in FAILED or killed_unhealthy) and app is not None and not before.killing:
                 self.launch_queue.record_failure(inst.app_id, now=now, backoff_seconds=app.backoff_seconds,
@@ -795,7 +832,7 @@ class MarathonService:
                     inst.app_id, task_id, inst.instance_id, inst.version, status.get("message", "unhealthy"),
                     inst.host, inst.agent_id, now=now))
         else:
-            await self._save(inst)
+            self._save(inst)
         self.publish(events.status_update_event(inst, message=status.get("message", ""), now=now))
         if before.state != state:
             self.publish(events.instance_changed_event(inst, now=now))
@@ -808,7 +845,8 @@ class MarathonService:
                                                                 bool(status["healthy"]), now=now))
                 self.publish(events.instance_health_changed_event(inst.instance_id, inst.app_id, inst.version,
                                                                   bool(status["healthy"]), now=now))
-        await self._ack(status)
+        self._acks.append(status)
+        self._dirty.set()
         self._wake.set()
 
     async def _ack(self, status: dict[str, Any]) -> None:
