@@ -43,3 +43,24 @@ def launch(tasks: int, agents: int) -> None:
     from lichen.bench import launch as launch_bench
 
     _print_result(launch_bench.run(tasks=tasks, agents=agents))
+
+
+@bench.command("marathon-scale")
+@click.option("--instances", default=10_000, show_default=True, type=click.IntRange(min=1))
+@click.option("--agents", default=100, show_default=True, type=click.IntRange(min=1))
+def marathon_scale(instances: int, agents: int) -> None:
+    """Time scaling one Marathon app from 0 to N instances on simulated agents."""
+    from lichen.bench import marathon as marathon_bench
+
+    _print_result(marathon_bench.run_scale(instances=instances, agents=agents))
+
+
+@bench.command("marathon-apps")
+@click.option("--apps", default=1_000, show_default=True, type=click.IntRange(min=1))
+@click.option("--tasks", default=10_000, show_default=True, type=click.IntRange(min=1))
+@click.option("--requests", default=50, show_default=True, type=click.IntRange(min=1))
+def marathon_apps(apps: int, tasks: int, requests: int) -> None:
+    """Time GET /v2/apps?embed=apps.tasks with many apps and tasks."""
+    from lichen.bench import marathon as marathon_bench
+
+    _print_result(marathon_bench.run_apps(apps=apps, tasks=tasks, requests=requests))

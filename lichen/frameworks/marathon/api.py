@@ -25,7 +25,7 @@ from aiohttp import web
 
 from lichen.errors import LichenError
 from lichen.frameworks.marathon import api_apps, api_events, api_groups
-from lichen.frameworks.marathon.api_common import HEARTBEAT, SERVICE
+from lichen.frameworks.marathon.api_common import HEARTBEAT, SERVICE, json_response
 from lichen.frameworks.marathon.service_api import AppLocked, MarathonServiceApi
 
 __all__ = ["HEARTBEAT_SECONDS", "marathon_errors", "setup"]
@@ -67,11 +67,11 @@ async def marathon_errors(request: web.Request, handler: Handler) -> web.StreamR
     try:
         return await handler(request)
     except LichenError as e:
-        return web.json_response(_error_body(e), status=e.status)
+        return json_response(_error_body(e), status=e.status)
     except web.HTTPNotFound:
-        return web.json_response({"message": "URI not found"}, status=404)
+        return json_response({"message": "URI not found"}, status=404)
     except web.HTTPMethodNotAllowed as e:
-        return web.json_response(
+        return json_response(
             {"message": "HTTP 405 Method Not Allowed"},
             status=405,
             headers={"Allow": e.headers.get("Allow", "")},
@@ -82,4 +82,4 @@ async def marathon_errors(request: web.Request, handler: Handler) -> web.StreamR
         raise
     except Exception:
         log.exception("unhandled error serving %s %s", request.method, request.path)
-        return web.json_response({"message": "Internal error"}, status=500)
+        return json_response({"message": "Internal error"}, status=500)

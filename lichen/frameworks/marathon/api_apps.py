@@ -23,6 +23,7 @@ from lichen.frameworks.marathon.api_common import (
     client_ip,
     deployment_result,
     flag,
+    json_response,
     location,
     now,
     path_id,
@@ -188,7 +189,7 @@ def _filtered_apps(request: web.Request, service: MarathonServiceApi) -> list[ap
 async def _list_apps(request: web.Request, _: _Target) -> web.StreamResponse:
     service = service_of(request)
     embeds = app_embeds(request) | {"counts", "deployments"}
-    return web.json_response(
+    return json_response(
         {"apps": [render_app(service, a, embeds) for a in _filtered_apps(request, service)]}
     )
 
@@ -205,7 +206,7 @@ async def _create_app(request: web.Request, _: _Target) -> web.StreamResponse:
         instances=[],
     )
     _post_event(request, appdef.app_json(stored))
-    return web.json_response(
+    return json_response(
         rendered,
         status=201,
         headers={
@@ -253,7 +254,7 @@ async def _get_app(request: web.Request, target: _Target) -> web.StreamResponse:
     service = service_of(request)
     app = require_app(service, target.app_id)
     embeds = app_embeds(request) | _ALL_EMBEDS
-    return web.json_response({"app": render_app(service, app, embeds)})
+    return json_response({"app": render_app(service, app, embeds)})
 
 
 @_handles("group_apps", "GET")
@@ -261,7 +262,7 @@ async def _get_group_apps(request: web.Request, target: _Target) -> web.StreamRe
     service = service_of(request)
     embeds = app_embeds(request) | _ALL_EMBEDS
     apps = [a for a in service.list_apps() if paths.is_ancestor(target.app_id, a.id)]
-    return web.json_response({"*": [render_app(service, a, embeds) for a in apps]})
+    return json_response({"*": [render_app(service, a, embeds) for a in apps]})
 
 
 @_handles("app", "PUT")
@@ -320,7 +321,7 @@ async def _restart_app(request: web.Request, target: _Target) -> web.StreamRespo
 async def _list_versions(request: web.Request, target: _Target) -> web.StreamResponse:
     service = service_of(request)
     require_app(service, target.app_id)
-    return web.json_response({"versions": service.app_versions(target.app_id)})
+    return json_response({"versions": service.app_versions(target.app_id)})
 
 
 @_handles("version", "GET")
@@ -330,7 +331,7 @@ async def _get_version(request: web.Request, target: _Target) -> web.StreamRespo
     app = service.app_version(target.app_id, target.arg)
     if app is None:
         raise NotFound(f"App '{target.app_id}' does not exist in version {target.arg}")
-    return web.json_response(appdef.app_json(app))
+    return json_response(appdef.app_json(app))
 
 
 def _post_event(request: web.Request, app_json: Json) -> None:
@@ -378,7 +379,7 @@ async def _app_tasks(request: web.Request, target: _Target) -> web.StreamRespons
     app = require_app(service, target.app_id)
     if _wants_text(request):
         return web.Response(text=_tasks_text(service, [app]), content_type="text/plain")
-    return web.json_response(
+    return json_response(
         {"tasks": [appdef.task_json(i, app) for i in service.instances(app.id)]}
     )
 
@@ -400,7 +401,7 @@ async def _kill_app_tasks(request: web.Request, target: _Target) -> web.StreamRe
     )
     if plan is not None:
         return deployment_result(plan)
-    return web.json_response({"tasks": _task_list(service, killed)})
+    return json_response({"tasks": _task_list(service, killed)})
 
 
 @_handles("task", "DELETE")
@@ -422,7 +423,7 @@ async def _kill_app_task(request: web.Request, target: _Target) -> web.StreamRes
     if plan is not None:
         return deployment_result(plan)
     shown = killed[0] if killed else victim
-    return web.json_response({"task": appdef.task_json(shown, service.get_app(shown.app_id))})
+    return json_response({"task": appdef.task_json(shown, service.get_app(shown.app_id))})
 
 
 # ---------------------------------------------------------------- /v2/tasks
@@ -445,7 +446,7 @@ async def _list_tasks(request: web.Request) -> web.StreamResponse:
     ]
     states = {state for s in statuses for state in _STATUS_STATES.get(s, ())}
     instances = [i for i in service.instances() if not statuses or i.state in states]
-    return web.json_response(
+    return json_response(
         {"tasks": [appdef.task_json(i, apps.get(i.app_id)) for i in instances]}
     )
 
@@ -470,4 +471,4 @@ async def _delete_tasks(request: web.Request) -> web.StreamResponse:
     )
     if plan is not None:
         return deployment_result(plan)
-    return web.json_response({"tasks": _task_list(service, killed)})
+    return json_response({"tasks": _task_list(service, killed)})

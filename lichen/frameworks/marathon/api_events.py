@@ -11,7 +11,13 @@ from aiohttp import web
 
 from lichen.errors import NotFound
 from lichen.frameworks.marathon import appdef, events
-from lichen.frameworks.marathon.api_common import HEARTBEAT, client_ip, now, service_of
+from lichen.frameworks.marathon.api_common import (
+    HEARTBEAT,
+    client_ip,
+    json_response,
+    now,
+    service_of,
+)
 
 Json = dict[str, Any]
 
@@ -86,7 +92,7 @@ def _callback_url(request: web.Request) -> str:
 
 
 async def _list_subscriptions(request: web.Request) -> web.StreamResponse:
-    return web.json_response({"callbackUrls": service_of(request).callbacks()})
+    return json_response({"callbackUrls": service_of(request).callbacks()})
 
 
 async def _subscribe(request: web.Request) -> web.StreamResponse:
@@ -95,7 +101,7 @@ async def _subscribe(request: web.Request) -> web.StreamResponse:
     await service.add_callback(url)
     event = events.subscribe_event(client_ip(request), url, now=now())
     service.publish(event)
-    return web.json_response(event)
+    return json_response(event)
 
 
 async def _unsubscribe(request: web.Request) -> web.StreamResponse:
@@ -104,7 +110,7 @@ async def _unsubscribe(request: web.Request) -> web.StreamResponse:
     await service.remove_callback(url)
     event = events.unsubscribe_event(client_ip(request), url, now=now())
     service.publish(event)
-    return web.json_response(event)
+    return json_response(event)
 
 
 # ---------------------------------------------------------------- info, leader, ping, metrics
@@ -176,14 +182,14 @@ async def _info(request: web.Request) -> web.StreamResponse:
     }
     if callbacks:
         out["event_subscriber"] = {"type": "http_callback", "http_endpoints": callbacks}
-    return web.json_response(out)
+    return json_response(out)
 
 
 async def _leader(request: web.Request) -> web.StreamResponse:
     info = service_of(request).info()
     if not info.get("leader") or not info.get("elected", True):
         raise NotFound("There is no leader")
-    return web.json_response({"leader": info["leader"]})
+    return json_response({"leader": info["leader"]})
 
 
 async def _abdicate(request: web.Request) -> web.StreamResponse:
@@ -191,7 +197,7 @@ async def _abdicate(request: web.Request) -> web.StreamResponse:
     if not info.get("leader"):
         raise NotFound("There is no leader")
     # A single lichen marathon stays leader: there is nobody to hand over to.
-    return web.json_response({"message": "Leadership abdicated"})
+    return json_response({"message": "Leadership abdicated"})
 
 
 async def _ping(request: web.Request) -> web.StreamResponse:
@@ -211,7 +217,7 @@ async def _metrics(request: web.Request) -> web.StreamResponse:
         },
         "service.mesosphere.marathon.deployments.active": {"value": len(service.deployments())},
     }
-    return web.json_response(
+    return json_response(
         {
             "version": "4.0.0",
             "gauges": gauges,
@@ -225,4 +231,4 @@ async def _metrics(request: web.Request) -> web.StreamResponse:
 
 async def _no_pods(request: web.Request) -> web.StreamResponse:
     # Pods are not supported: both listings are always empty.
-    return web.json_response([])
+    return json_response([])

@@ -13,6 +13,7 @@ from lichen.frameworks.marathon.api_common import (
     body,
     deployment_result,
     flag,
+    json_response,
     location,
     now,
     path_id,
@@ -72,12 +73,12 @@ def _require_group(request: web.Request, group_id: str) -> appdef.GroupDefinitio
 
 def _get_group(request: web.Request, group_id: str) -> web.StreamResponse:
     group = _require_group(request, group_id)
-    return web.json_response(appdef.group_json(group, _group_embeds(request)))
+    return json_response(appdef.group_json(group, _group_embeds(request)))
 
 
 def _group_versions(request: web.Request, group_id: str) -> web.StreamResponse:
     _require_group(request, group_id)
-    return web.json_response(service_of(request).group_versions(group_id))
+    return json_response(service_of(request).group_versions(group_id))
 
 
 def _group_version(request: web.Request, group_id: str, version: str) -> web.StreamResponse:
@@ -85,7 +86,7 @@ def _group_version(request: web.Request, group_id: str, version: str) -> web.Str
     # The service keeps app versions, not whole-group snapshots: only the current one.
     if group.version != version:
         raise NotFound(f"Group '{group_id}' does not exist in version {version}")
-    return web.json_response(appdef.group_json(group, _group_embeds(request)))
+    return json_response(appdef.group_json(group, _group_embeds(request)))
 
 
 async def _create_group(request: web.Request, url_id: str) -> web.StreamResponse:
@@ -119,7 +120,7 @@ async def _put_group(request: web.Request, url_id: str) -> web.StreamResponse:
     group = appdef.parse_group(data, group_id=group_id)
     existing = service.get_group(group_id)
     if flag(request, "dryRun"):
-        return web.json_response(_dry_run(existing, group))
+        return json_response(_dry_run(existing, group))
     plan = await service.put_group(group, force=force)
     if existing is None:
         return deployment_result(
@@ -160,7 +161,7 @@ def _dry_run(existing: appdef.GroupDefinition | None, group: appdef.GroupDefinit
 
 async def _list_deployments(request: web.Request) -> web.StreamResponse:
     plans: list[DeploymentPlan] = service_of(request).deployments()
-    return web.json_response([appdef.deployment_json(p) for p in plans])
+    return json_response([appdef.deployment_json(p) for p in plans])
 
 
 async def _cancel_deployment(request: web.Request) -> web.StreamResponse:
@@ -190,7 +191,7 @@ async def _list_queue(request: web.Request) -> web.StreamResponse:
         if offers:
             item["lastUnusedOffers"] = []
         items.append(item)
-    return web.json_response({"queue": items})
+    return json_response({"queue": items})
 
 
 async def _reset_delay(request: web.Request) -> web.StreamResponse:

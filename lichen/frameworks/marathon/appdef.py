@@ -13,6 +13,7 @@ unknown key fails the client's call with a TypeError.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import re
@@ -1304,8 +1305,10 @@ def scale_group(group: GroupDefinition, factor: float) -> GroupDefinition:
 # --------------------------------------------------------------------------- output shapes
 
 
+@functools.lru_cache(maxsize=65536)
 def timestamp(epoch: float) -> str:
-    """`2026-11-24T16:20:00.123Z` (the only form marathon-python parses)."""
+    """`2026-11-24T16:20:00.123Z` (the only form marathon-python parses). Cached: a task
+    listing formats the same staging and start times on every request."""
     millis = round(epoch * 1000)
     seconds, ms = divmod(millis, 1000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ms:03d}Z"

@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import uuid
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -753,9 +754,12 @@ class MarathonService:
     async def _offers(self, offers: list[dict[str, Any]]) -> None:
         assert self.client is not None
         now = self.clock.now()
-        pending = sorted((i for i in self.insts.values() if not i.agent_id
-                          and i.app_id in self.apps and self.launch_queue.ready(i.app_id, now)),
-                         key=lambda i: (i.staged_at, i.instance_id))
+        pending: dict[str, deque[Instance]] = {}   # app -> scheduled instances, oldest first
+        for app_id, mine in self.by_app.items():
+            if app_id in self.apps and self.launch_queue.ready(app_id, now):
+                waiting = [i for i in mine.values() if not i.agent_id]
+                if waiting:
+                    pending[app_id] = deque(sorted(waiting, key=lambda i: (i.staged_at, i.instance_id)))
         for offer in offers:
             agent_id = offer["agent_id"]["value"]
             attrs = {a["name"]: _attribute_text(a) for a in offer.get("attributes", [])}
@@ -766,22 +770,26 @@ class MarathonService:
             except InvalidRequest:
                 available = Resources.empty()
             infos: list[dict[str, Any]] = []
-            for inst in list(pending):
-                app = self.apps[inst.app_id]
-                placed = self._placed(app.id)
-                if app.constraints and not satisfies(app.constraints, view, placed):
-                    continue
-                built = _task_info(app, inst, offer, available)
-                if built is None:
-                    continue
-                info, used, host_ports = built
-                available = available - used
-                launched = dataclasses.replace(inst, agent_id=agent_id, host=offer.get("hostname", ""),
-                                               ports=tuple(host_ports), staged_at=now, state="TASK_STAGING")
-                self._save(launched)
-                pending.remove(inst)
-                infos.append(info)
-                self.publish(events.instance_changed_event(launched, "Provisioned", now=now))
+            for app_id in sorted(pending, key=lambda a: pending[a][0].staged_at if pending[a] else now):
+                app = self.apps[app_id]
+                queue = pending[app_id]
+                placed = self._placed(app_id) if app.constraints else []
+                while queue:
+                    inst = queue[0]
+                    if app.constraints and not satisfies(app.constraints, view, placed):
+                        break  # the next instance of this app would not fit here either
+                    built = _task_info(app, inst, offer, available)
+                    if built is None:
+                        break
+                    info, used, host_ports = built
+                    available = available - used
+                    launched = dataclasses.replace(inst, agent_id=agent_id, host=offer.get("hostname", ""),
+                                                   ports=tuple(host_ports), staged_at=now, state="TASK_STAGING")
+                    self._save(launched)
+                    queue.popleft()
+                    placed.append(view)
+                    infos.append(info)
+                    self.publish(events.instance_changed_event(launched, "Provisioned", now=now))
             if infos:
                 await self._sync()
                 await self.client.call("ACCEPT", {"offer_ids": [offer["id"]], "operations": [
