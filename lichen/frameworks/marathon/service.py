@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import aiohttp
+
 from lichen import __version__
 from lichen.clock import Clock
 from lichen.errors import Conflict, InvalidRequest, NotFound
@@ -144,6 +146,9 @@ class MarathonService:
         self._writes: dict[str, bytes | None] = {}
         self._acks: list[dict[str, Any]] = []
         self._dirty = asyncio.Event()
+        self._owned: set[asyncio.Task[None]] = set()
+        self._checking: set[str] = set()
+        self._last_reconcile = 0.0
         self.agents_seen: dict[str, AgentView] = {}
 
     # ================================================================ lifecycle
@@ -189,9 +194,9 @@ class MarathonService:
                        loop.create_task(self._flush_loop(), name="marathon-flush")]
 
     async def stop(self) -> None:
-        for t in self._tasks:
+        for t in [*self._tasks, *self._owned]:
             t.cancel()
-        for t in self._tasks:
+        for t in [*self._tasks, *self._owned]:
             try:
                 await t
             except asyncio.CancelledError:
@@ -604,9 +609,61 @@ class MarathonService:
                 spec = self._spec(app, self.apps)
                 await self._apply(Action("ScaleApplication", app_id), spec, app, now, steady=True)
         await self._expunge_unreachable(now)
+        self._start_readiness_checks()
+        if now - self._last_reconcile >= self.flags.reconciliation_interval:
+            self._last_reconcile = now
+            self._spawn(self._reconcile())
         wanted = any(not i.agent_id and self.launch_queue.ready(i.app_id, now) for i in self.insts.values())
         if self._declined and wanted and self.client is not None and await self.client.call("REVIVE"):
             self._declined = False
+
+    def _spawn(self, coro: Any) -> None:
+        """Run `coro` as a task this service owns (cancelled on stop)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._owned.add(task)
+        task.add_done_callback(self._owned.discard)
+
+    def _start_readiness_checks(self) -> None:
+        """Running instances of apps with readiness checks that are not ready yet get one
+        checker each (Marathon's readiness checks, run from here over HTTP)."""
+        for inst in self.insts.values():
+            if inst.ready or inst.state != "TASK_RUNNING" or inst.instance_id in self._checking:
+                continue
+            app = self.apps.get(inst.app_id)
+            if app is None or not app.readiness_checks:
+                continue
+            self._checking.add(inst.instance_id)
+            self._spawn(self._readiness(app, inst))
+
+    async def _readiness(self, app: AppDefinition, inst: Instance) -> None:
+        check = app.readiness_checks[0]
+        names = app.port_names
+        name = check.get("portName")
+        index = names.index(name) if name in names else 0
+        port = inst.ports[index] if index < len(inst.ports) else None
+        scheme = "https" if check.get("protocol") == "HTTPS" else "http"
+        url = f"{scheme}://{inst.host}:{port}{check.get('path', '/')}"
+        ok_codes = set(check.get("httpStatusCodesForReady") or [200])
+        interval = float(check.get("intervalSeconds", 30))
+        timeout = aiohttp.ClientTimeout(total=float(check.get("timeoutSeconds", 10)))
+        try:
+            async with aiohttp.ClientSession(timeout=timeout) as session:
+                while inst.instance_id in self.insts and port is not None:
+                    try:
+                        async with session.get(url, ssl=False) as r:
+                            if r.status in ok_codes:
+                                break
+                    except (TimeoutError, aiohttp.ClientError, OSError):
+                        pass
+                    await asyncio.sleep(interval)
+                else:
+                    return
+            current = self.insts.get(inst.instance_id)
+            if current is not None:
+                self._save(dataclasses.replace(current, ready=True))
+                self._wake.set()
+        finally:
+            self._checking.discard(inst.instance_id)
 
     async def _advance(self, plan: DeploymentPlan, now: float) -> None:
         while plan.current_step < len(plan.steps):
@@ -660,7 +717,7 @@ class MarathonService:
             iid = paths.new_instance_id(app.id)
             inst = Instance(instance_id=iid, task_id=paths.task_id_for(iid), app_id=app.id,
                             version=app.version or "", state="TASK_STAGING", staged_at=now,
-                            config_version=spec.config, ready=True,
+                            config_version=spec.config, ready=not app.readiness_checks,
                             service_ports=tuple(app.service_ports))
             self._save(inst)
 
@@ -728,7 +785,8 @@ class MarathonService:
             fid = event["subscribed"]["framework_id"]["value"]
             await self.store.put("marathon/framework_id", fid.encode())
             self.publish(events.scheduler_registered_event(fid, self.flags.master, now=self.clock.now()))
-            asyncio.get_running_loop().create_task(self._reconcile())
+            self._last_reconcile = self.clock.now()
+            self._spawn(self._reconcile())
         elif kind == "OFFERS":
             async with self._lock:
                 await self._offers(event["offers"]["offers"])

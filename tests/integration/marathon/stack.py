@@ -49,3 +49,16 @@ def stack(tmp_path: Path, start_master: Callable[..., Daemon], start_agent: Call
     yield Stack(master, agents, m)
 
 
+
+
+def sandbox_file(stack: Stack, task_id: str, name: str = "stdout") -> str:
+    """A file of a task's sandbox, read through the agents' /files API ("" if not found)."""
+    for agent in stack.agents:
+        state = requests.get(agent.url + "/state", timeout=5).json()
+        for fw in state["frameworks"]:
+            for ex in fw["executors"]:
+                if ex["id"] == task_id:
+                    r = requests.get(agent.url + "/files/read",
+                                     params={"path": f"{ex['directory']}/{name}", "offset": 0}, timeout=5)
+                    return str(r.json().get("data", "")) if r.status_code == 200 else ""
+    return ""

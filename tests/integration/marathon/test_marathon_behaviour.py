@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.integration.marathon.stack import Stack
+from tests.integration.marathon.stack import Stack, sandbox_file
 from tests.support import wait_for
 from tests.support.daemons import start_daemon
 
@@ -213,3 +213,23 @@ def test_kill_9_mid_deployment_finishes_with_exactly_n(stack: Stack, tmp_path: P
     master_tasks = requests.get(stack.master.url + "/master/tasks", timeout=5).json()["tasks"]
     running = [t for t in master_tasks if t["state"] == "TASK_RUNNING"]
     assert len(running) == 3, "nothing extra was launched"
+
+
+def test_readiness_checks_hold_the_deployment(stack: Stack, tmp_path: Path) -> None:
+    flag = tmp_path / "ready-flag"
+    app = {"id": "/rd", "instances": 2, "cpus": 0.1, "mem": 32,
+           "cmd": f"ln -s {flag} ready && exec {PY} -m http.server $PORT0 --bind 127.0.0.1",
+           "portDefinitions": [{"port": 0, "name": "http"}],
+           "readinessChecks": [{"name": "r", "protocol": "HTTP", "path": "/ready", "portName": "http",
+                                "intervalSeconds": 1, "timeoutSeconds": 1, "httpStatusCodesForReady": [200]}]}
+    r = api(stack, "POST", "/v2/apps", json=app)
+    assert r.status_code == 201, r.text
+    wait_for(lambda: app_state(stack, "rd")["tasksRunning"] == 2, 60, "2 running")
+    # Running but not ready: the deployment waits while the checks keep getting 404s.
+    tasks = [t["id"] for t in app_state(stack, "rd")["tasks"]]
+    for task_id in tasks:
+        wait_for(lambda task_id=task_id: sandbox_file(stack, task_id, "stderr").count('"GET /ready') >= 2,
+                 30, "two failed readiness checks")
+    assert api(stack, "GET", "/v2/deployments").json(), "finished before the instances were ready"
+    flag.write_text("ok")
+    wait_for(lambda: not api(stack, "GET", "/v2/deployments").json(), 30, "deployment done once ready")

@@ -9,7 +9,7 @@ import collections.abc
 import pytest
 import requests
 
-from tests.integration.marathon.stack import Stack
+from tests.integration.marathon.stack import Stack, sandbox_file
 from tests.support import wait_for
 
 for _name in ("Iterable", "Mapping", "MutableMapping", "Sequence", "Callable"):
@@ -80,18 +80,6 @@ def test_update_rolls_tasks_and_rollback(stack: Stack) -> None:
     wait_for(lambda: stack.app("u").cmd == "sleep 3600" and stack.settled("u", 2), 60, "rolled back")
 
 
-def sandbox_stdout(stack: Stack, task_id: str) -> str:
-    for agent in stack.agents:
-        state = requests.get(agent.url + "/state", timeout=5).json()
-        for fw in state["frameworks"]:
-            for ex in fw["executors"]:
-                if ex["id"] == task_id:
-                    r = requests.get(agent.url + "/files/read",
-                                     params={"path": ex["directory"] + "/stdout", "offset": 0}, timeout=5)
-                    return str(r.json()["data"])
-    return ""
-
-
 def test_task_environment_and_ports(stack: Stack) -> None:
     c = stack.client
     c.create_app("env", MarathonApp(
@@ -102,5 +90,5 @@ def test_task_environment_and_ports(stack: Stack) -> None:
     assert 10000 <= app.port_definitions[0].port <= 20000
     task = app.tasks[0]
     assert len(task.ports) == 1 and task.service_ports == [app.port_definitions[0].port]
-    out = wait_for(lambda: sandbox_stdout(stack, task.id), 20, "task output")
+    out = wait_for(lambda: sandbox_file(stack, task.id), 20, "task output")
     assert out.strip() == f"PORT0={task.ports[0]} PORTS={task.ports[0]} APP=/env LABEL=ops"
