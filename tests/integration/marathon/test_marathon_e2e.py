@@ -92,3 +92,78 @@ def test_task_environment_and_ports(stack: Stack) -> None:
     assert len(task.ports) == 1 and task.service_ports == [app.port_definitions[0].port]
     out = wait_for(lambda: sandbox_file(stack, task.id), 20, "task output")
     assert out.strip() == f"PORT0={task.ports[0]} PORTS={task.ports[0]} APP=/env LABEL=ops"
+
+
+def test_marathon_python_event_stream_parses_every_event(stack: Stack) -> None:
+    import threading
+
+    from marathon.models.events import MarathonDeploymentSuccess, MarathonStatusUpdateEvent
+
+    c = stack.client
+    seen: list[object] = []
+    errors: list[BaseException] = []
+    attached = threading.Event()
+
+    def read() -> None:
+        try:
+            for event in c.event_stream(event_types=["event_stream_attached", "status_update_event",
+                                                     "deployment_success", "deployment_info", "api_post_event"]):
+                attached.set()
+                seen.append(event)
+                if isinstance(event, MarathonDeploymentSuccess):
+                    return
+        except BaseException as e:  # noqa: BLE001  (reported below)
+            errors.append(e)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    wait_for(attached.is_set, 20, "the event stream to attach")
+    c.create_app("ev", MarathonApp(cmd="sleep 3600", mem=16, cpus=0.1, instances=1))
+    reader.join(60)
+    assert not errors, errors
+    assert any(isinstance(e, MarathonStatusUpdateEvent) and e.task_status == "TASK_RUNNING" for e in seen)
+    assert isinstance(seen[-1], MarathonDeploymentSuccess)
+
+
+def test_unique_hostname_constraint_spreads_instances(stack: Stack) -> None:
+    c = stack.client
+    r = requests.post(stack.marathon.url + "/v2/apps", json={
+        "id": "/uniq", "cmd": "sleep 3600", "cpus": 0.1, "mem": 16, "instances": 3,
+        "constraints": [["hostname", "UNIQUE"]]}, timeout=10)
+    assert r.status_code == 201, r.text
+    # Both agents are on 127.0.0.1 with distinct agent ids but the same hostname: one fits.
+    wait_for(lambda: stack.app("uniq").tasks_running == 1, 60, "one instance placed")
+    queue = requests.get(stack.marathon.url + "/v2/queue", timeout=5).json()["queue"]
+    assert [(q["app"]["id"], q["count"]) for q in queue] == [("/uniq", 2)]
+    c.scale_app("/uniq", instances=1, force=True)
+    wait_for(lambda: stack.settled("uniq", 1), 60, "settled at one")
+
+
+def test_kill_with_scale_and_kill_given_tasks(stack: Stack) -> None:
+    c = stack.client
+    c.create_app("k", MarathonApp(cmd="sleep 3600", mem=16, cpus=0.1, instances=3))
+    wait_for(lambda: stack.settled("k", 3), 60, "3 running")
+    victim = c.list_tasks("k")[0].id
+    result = c.kill_task("k", victim, scale=True)
+    assert result is not None
+    wait_for(lambda: stack.settled("k", 2), 60, "scaled down to 2")
+    assert stack.app("k").instances == 2
+    other = c.list_tasks("k")[0].id
+    assert c.kill_given_tasks([other]) is True
+    wait_for(lambda: stack.settled("k", 2) and other not in {t.id for t in c.list_tasks("k")}, 60, "replaced")
+
+
+def test_stuck_deployment_conflicts_until_forced(stack: Stack) -> None:
+    c = stack.client
+    stuck = MarathonApp(cmd="sleep 3600", mem=16, cpus=0.1, instances=1, port_definitions=[{"port": 0}],
+                        health_checks=[{"protocol": "TCP", "portIndex": 0, "gracePeriodSeconds": 300,
+                                        "intervalSeconds": 1, "maxConsecutiveFailures": 0}])
+    c.create_app("stuck", stuck)
+    wait_for(lambda: stack.app("stuck").tasks_running == 1, 60, "running, never healthy")
+    with pytest.raises(ConflictError):
+        c.update_app("stuck", MarathonApp(cmd="sleep 7200", mem=16, cpus=0.1, instances=1))
+    deployment = c.list_deployments()[0]
+    assert c.delete_deployment(deployment.id, force=True) == {}
+    wait_for(lambda: not c.list_deployments(), 10, "deployment gone")
+    c.update_app("stuck", MarathonApp(cmd="sleep 7200", mem=16, cpus=0.1, instances=0), force=True)
+    wait_for(lambda: stack.settled("stuck", 0), 60, "scaled to zero")
