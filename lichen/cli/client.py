@@ -1,4 +1,4 @@
-"""What the client verbs (`lichen app`, `task`, `deployment`) share.
+"""What the client verbs (`lichen app`, `task`, `deployment`, `job`) share.
 
 - Finding the APIs: `--master` / `--marathon` / `--chronos` on each group, else the
   `LICHEN_MASTER` / `LICHEN_MARATHON` / `LICHEN_CHRONOS` environment variables, else the
@@ -93,7 +93,7 @@ class Endpoints:
 def endpoint_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """The `--master`, `--marathon`, `--chronos` options of a command group."""
     f = click.option("--chronos", default=None, metavar="URL",
-                     help=f"Chronos API (env LICHEN_CHRONOS; default {DEFAULT_CHRONOS}). Reserved.")(f)
+                     help=f"Chronos API (env LICHEN_CHRONOS; default {DEFAULT_CHRONOS}).")(f)
     f = click.option("--marathon", default=None, metavar="URL",
                      help=f"Marathon API (env LICHEN_MARATHON; default {DEFAULT_MARATHON}).")(f)
     f = click.option("--master", default=None, metavar="URL",
@@ -118,6 +118,10 @@ def marathon_api() -> Api:
 
 def master_api() -> Api:
     return Api(_endpoints().master, "the Mesos master")
+
+
+def chronos_api() -> Api:
+    return Api(_endpoints().chronos, "Chronos")
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the API's JSON instead of a table.")
@@ -165,23 +169,36 @@ class Api:
 
         With `allow_404`, a 404 is returned (body None) instead of raised.
         """
+        url, status, headers, raw = self._exchange(method, path, params, body, allow_404=allow_404)
+        if status == 404 and allow_404:
+            return Response(404, headers, None)
+        return Response(status, headers, _parse(raw, url))
+
+    def get_text(self, path: str, params: Mapping[str, Any] | None = None) -> str:
+        """GET a plain-text body (e.g. Chronos's graphs); failures as in `request`."""
+        _, _, _, raw = self._exchange("GET", path, params, None, accept="text/plain, */*")
+        return raw.decode("utf-8", errors="replace")
+
+    def _exchange(self, method: str, path: str, params: Mapping[str, Any] | None, body: Any, *,
+                  allow_404: bool = False, accept: str = "application/json",
+                  ) -> tuple[str, int, dict[str, str], bytes]:
+        """One HTTP exchange: (url, status, headers, raw body) of a success; CliError otherwise."""
         url = self.url + path
         query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
         if query:
             url += "?" + urllib.parse.urlencode(query)
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(url, data=data, method=method)
-        req.add_header("Accept", "application/json")
+        req.add_header("Accept", accept)
         if data is not None:
             req.add_header("Content-Type", "application/json")
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                raw = resp.read()
-                return Response(resp.status, dict(resp.headers.items()), _parse(raw, url))
+                return url, resp.status, dict(resp.headers.items()), resp.read()
         except urllib.error.HTTPError as e:
             raw = e.read()
             if allow_404 and e.code == 404:
-                return Response(404, dict(e.headers.items()), None)
+                return url, 404, dict(e.headers.items()), b""
             fail(self.error_message(e.code, raw))
         except urllib.error.URLError as e:
             fail(f"cannot reach {self.name} at {self.url}: {_reason(e.reason)}")

@@ -104,7 +104,36 @@ def marathon(master_addr: str, **opts: object) -> None:
     run(MarathonFlags(master=master_addr, **opts))  # type: ignore[arg-type]
 
 
-COMMAND_MODULES = ("up", "bench", "app", "task", "deployment")
+@cli.command()
+@click.option("--master", "master_addr", required=True, help="The master's host:port.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=4400, show_default=True, type=int, help="Port to bind (0: any free port).")
+@click.option("--work-dir", required=True, type=click.Path(path_type=Path), help="Where the state lives.")
+@click.option("--hostname", default=None, help="Hostname to advertise.")
+@click.option("--framework-name", default="chronos", show_default=True)
+@click.option("--mesos-role", default="*", show_default=True)
+@click.option("--user", default="root", show_default=True, help="Default runAsUser of jobs.")
+@click.option("--task-cpu", default=0.1, show_default=True, type=float, help="Default cpus of a job.")
+@click.option("--task-mem", default=128.0, show_default=True, type=float, help="Default mem (MB) of a job.")
+@click.option("--task-disk", default=256.0, show_default=True, type=float, help="Default disk (MB) of a job.")
+@click.option("--task-epsilon", default=60.0, show_default=True, type=float,
+              help="Default seconds a run may start late before it is skipped.")
+@click.option("--failure-retry", default=60.0, show_default=True, type=float,
+              help="Seconds between a failed run and its retry.")
+@click.option("--disable-after-failures", default=0, show_default=True, type=int,
+              help="Disable a job after this many failures in a row (0: never).")
+@click.option("--max-history", default=100, show_default=True, type=int, help="Runs kept per job.")
+@click.option("--log-level", default="info", show_default=True)
+def chronos(master_addr: str, **opts: object) -> None:
+    """Run the Chronos-compatible job scheduler."""
+    from lichen.frameworks.chronos.main import run
+    from lichen.frameworks.chronos.service import ChronosFlags
+
+    _setup_logging(str(opts.pop("log_level")))
+    run(ChronosFlags(master=master_addr, **opts))  # type: ignore[arg-type]
+
+
+COMMAND_MODULES = ("up", "bench", "app", "task", "deployment", "job")
 
 
 def main() -> None:
