@@ -39,7 +39,8 @@ class Stack:
 @pytest.fixture
 def stack(tmp_path: Path, start_master: Callable[..., Daemon], start_agent: Callable[..., Daemon],
           daemons: Any) -> Iterator[Stack]:
-    master = start_master(tmp_path, "--allocation-interval", "0.1")
+    master = start_master(tmp_path, "--allocation-interval", "0.1", "--agent-ping-timeout", "1",
+                          "--max-agent-ping-timeouts", "4")
     agents = [start_agent(master.addr, tmp_path), start_agent(master.addr, tmp_path)]
     wait_for(lambda: len(requests.get(master.url + "/master/slaves", timeout=5).json()["slaves"]) == 2, 20,
              "agents")

@@ -233,3 +233,29 @@ def test_readiness_checks_hold_the_deployment(stack: Stack, tmp_path: Path) -> N
     assert api(stack, "GET", "/v2/deployments").json(), "finished before the instances were ready"
     flag.write_text("ok")
     wait_for(lambda: not api(stack, "GET", "/v2/deployments").json(), 30, "deployment done once ready")
+
+
+def test_unreachable_instances_are_replaced_then_expunged(stack: Stack) -> None:
+    app = {"id": "/away", "instances": 1, "cmd": "sleep 3600", "cpus": 0.1, "mem": 16,
+           "unreachableStrategy": {"inactiveAfterSeconds": 1, "expungeAfterSeconds": 2}}
+    assert api(stack, "POST", "/v2/apps", json=app).status_code == 201
+    first = wait_for(lambda: [t for t in app_state(stack, "away")["tasks"] if t["state"] == "TASK_RUNNING"],
+                     60, "running")[0]
+    agent = next(a for a in stack.agents
+                 if requests.get(a.url + "/state", timeout=5).json()["id"] == first["slaveId"])
+    os.kill(agent.proc.pid, signal.SIGSTOP)  # the agent stops answering; its task runs on
+    try:
+        wait_for(lambda: any(t["id"] == first["id"] and t["state"] == "TASK_UNREACHABLE"
+                             for t in app_state(stack, "away")["tasks"]), 30, "unreachable")
+        replacement = wait_for(lambda: [t for t in app_state(stack, "away")["tasks"]
+                                        if t["id"] != first["id"] and t["state"] == "TASK_RUNNING"], 30,
+                               "a replacement on the other agent")[0]
+        assert replacement["slaveId"] != first["slaveId"]
+        wait_for(lambda: [t["id"] for t in app_state(stack, "away")["tasks"]] == [replacement["id"]], 30,
+                 "the unreachable instance expunged")
+    finally:
+        os.kill(agent.proc.pid, signal.SIGCONT)
+    # When the agent comes back, the expunged instance's task is killed: one instance stays.
+    wait_for(lambda: not [t for t in requests.get(stack.master.url + "/master/tasks", timeout=5).json()["tasks"]
+                          if t["id"] == first["id"] and t["state"] == "TASK_RUNNING"], 60, "old task killed")
+    assert [t["id"] for t in app_state(stack, "away")["tasks"]] == [replacement["id"]]
