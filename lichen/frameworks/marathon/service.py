@@ -44,6 +44,7 @@ from lichen.frameworks.marathon.constraints import AgentView, satisfies
 from lichen.frameworks.marathon.launch_queue import LaunchQueue
 from lichen.frameworks.marathon.model import Action, DeploymentPlan, Instance
 from lichen.frameworks.marathon.service_api import AppLocked, QueueEntry
+from lichen.frameworks.offers import offer_attributes
 from lichen.frameworks.scheduler_client import SchedulerClient
 from lichen.resources import Resources
 from lichen.state.store import Store
@@ -820,7 +821,7 @@ class MarathonService:
                     pending[app_id] = deque(sorted(waiting, key=lambda i: (i.staged_at, i.instance_id)))
         for offer in offers:
             agent_id = offer["agent_id"]["value"]
-            attrs = {a["name"]: _attribute_text(a) for a in offer.get("attributes", [])}
+            attrs = offer_attributes(offer)
             view = AgentView(agent_id=agent_id, hostname=offer.get("hostname", ""), attributes=attrs)
             self.agents_seen[agent_id] = view
             try:
@@ -919,17 +920,6 @@ class MarathonService:
         if "uuid" in status and "agent_id" in status and self.client is not None:
             await self.client.call("ACKNOWLEDGE", {"agent_id": status["agent_id"], "task_id": status["task_id"],
                                                    "uuid": status["uuid"]})
-
-
-def _attribute_text(attr: dict[str, Any]) -> str:
-    kind = attr.get("type")
-    if kind == "SCALAR":
-        return f"{float(attr.get('scalar', {}).get('value', 0)):g}"
-    if kind == "RANGES":
-        return "[" + ",".join(f"{r['begin']}-{r['end']}" for r in attr.get("ranges", {}).get("range", [])) + "]"
-    if kind == "SET":
-        return "{" + ",".join(attr.get("set", {}).get("item", [])) + "}"
-    return str(attr.get("text", {}).get("value", ""))
 
 
 def _health_check(app: AppDefinition, host_ports: list[int]) -> dict[str, Any] | None:

@@ -1,0 +1,25 @@
+"""Reading offers, shared by lichen's frameworks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TERMINAL_STATES = frozenset({"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST",
+                             "TASK_DROPPED", "TASK_GONE", "TASK_GONE_BY_OPERATOR"})
+
+
+def attribute_text(attr: dict[str, Any]) -> str:
+    """An agent attribute's value as text, the way constraints compare it:
+    scalars `3`, ranges `[1-2,5-6]`, sets `{a,b}`."""
+    kind = attr.get("type")
+    if kind == "SCALAR":
+        return f"{float(attr.get('scalar', {}).get('value', 0)):g}"
+    if kind == "RANGES":
+        return "[" + ",".join(f"{r['begin']}-{r['end']}" for r in attr.get("ranges", {}).get("range", [])) + "]"
+    if kind == "SET":
+        return "{" + ",".join(attr.get("set", {}).get("item", [])) + "}"
+    return str(attr.get("text", {}).get("value", ""))
+
+
+def offer_attributes(offer: dict[str, Any]) -> dict[str, str]:
+    return {str(a.get("name")): attribute_text(a) for a in offer.get("attributes", [])}
