@@ -6,20 +6,16 @@ from typing import Any
 
 from aiohttp import web
 
-from lichen.api.server import open_stream, read_json
+from lichen.api.server import open_stream
 from lichen.errors import Forbidden, InvalidRequest
 from lichen.master.master import Master, _value
-from lichen.master.scheduler_api import check_json_request
+from lichen.master.scheduler_api import read_call
 from lichen.master.streams import EventStream
 
 
 def setup(app: web.Application, master: Master) -> None:
     async def agent_call(request: web.Request) -> web.StreamResponse:
-        check_json_request(request)
-        call = await read_json(request)
-        if not isinstance(call, dict) or not isinstance(call.get("type"), str):
-            raise InvalidRequest("Expecting 'type' to be present")
-        kind = call["type"]
+        kind, call = await read_call(request)
         if kind == "REGISTER":
             return await _register(request, master, call)
         body = call.get(kind.lower())

@@ -48,4 +48,8 @@ def run(flags: MasterFlags) -> None:
             loop.add_signal_handler(sig, stop.set)
         await serve_master(flags, stop)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except OSError as e:  # the port is taken, the work dir is not writable, ...
+        log.error("lichen master cannot start: %s", e)
+        raise SystemExit(1) from None

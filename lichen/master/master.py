@@ -29,7 +29,7 @@ from lichen.clock import Clock
 from lichen.errors import InvalidRequest
 from lichen.master.allocator import Allocator
 from lichen.master.flags import MasterFlags
-from lichen.master.registry import Agent, Framework, Offer, Task, framework_roles, is_terminal
+from lichen.master.registry import Agent, Framework, Offer, Task, is_terminal
 from lichen.master.streams import EventStream
 from lichen.resources import Resources
 from lichen.state.store import Store

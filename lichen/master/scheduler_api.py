@@ -45,13 +45,18 @@ def check_json_request(request: web.Request) -> None:
             raise NotAcceptable(f"Expecting 'Accept' to allow application/json, got '{accept}'")
 
 
+async def read_call(request: web.Request) -> tuple[str, dict[str, Any]]:
+    """A v1 call's type and body, after the checks every v1 endpoint makes."""
+    check_json_request(request)
+    call = await read_json(request)
+    if not isinstance(call, dict) or not isinstance(call.get("type"), str):
+        raise InvalidRequest("Expecting 'type' to be present")
+    return call["type"], call
+
+
 def setup(app: web.Application, master: Master) -> None:
     async def scheduler(request: web.Request) -> web.StreamResponse:
-        check_json_request(request)
-        call = await read_json(request)
-        if not isinstance(call, dict) or not isinstance(call.get("type"), str):
-            raise InvalidRequest("Expecting 'type' to be present")
-        kind = call["type"]
+        kind, call = await read_call(request)
         if kind == "SUBSCRIBE":
             if "Mesos-Stream-Id" in request.headers:
                 raise InvalidRequest("Subscribe calls should not include the 'Mesos-Stream-Id' header")

@@ -11,11 +11,11 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from lichen.api.server import open_stream, read_json
+from lichen.api.server import open_stream
 from lichen.errors import InvalidRequest
 from lichen.master.master import Master
 from lichen.master.registry import Agent, Framework, Task, is_terminal
-from lichen.master.scheduler_api import check_json_request
+from lichen.master.scheduler_api import read_call
 from lichen.master.streams import EventStream
 from lichen.resources import Resources
 
@@ -298,11 +298,7 @@ def setup(app: web.Application, master: Master) -> None:
         tail = request.match_info.get("tail", "")
         if tail in ("scheduler", "executor"):
             raise web.HTTPNotFound()
-        check_json_request(request)
-        call = await read_json(request)
-        if not isinstance(call, dict) or not isinstance(call.get("type"), str):
-            raise InvalidRequest("Expecting 'type' to be present")
-        kind = call["type"]
+        kind, call = await read_call(request)
         if kind == "SUBSCRIBE":
             return await _operator_subscribe(request, master)
         return web.json_response(operator_call(master, kind, call))
