@@ -52,7 +52,11 @@ async def _serve_on_remembered_port(
 
 def run(flags: AgentFlags) -> None:
     """The CLI's entry point: blocks until the agent is told to stop."""
-    asyncio.run(serve_agent(flags))
+    try:
+        asyncio.run(serve_agent(flags))
+    except OSError as e:  # the port is taken, the work dir is not writable, ...
+        log.error("lichen agent cannot start: %s", e)
+        raise SystemExit(1) from None
 
 
 async def serve_agent(flags: AgentFlags, stop: asyncio.Event | None = None) -> None:
