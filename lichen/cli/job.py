@@ -113,9 +113,19 @@ def show_pairs(j: Mapping[str, Any]) -> list[tuple[str, Any]]:
     keys = [k for k in _SHOWN_FIRST if k in j] + [k for k in j if k not in _SHOWN_FIRST]
     pairs: list[tuple[str, Any]] = [("status", last_status(j))]
     for key in keys:
-        value = j[key]
-        pairs.append((key, None if value == "" or value == [] else value))
+        pairs.append((key, _shown(key, j[key])))
     return pairs
+
+
+def _shown(key: str, value: Any) -> Any:
+    """A field as `job show` prints it: JSON words for booleans, `-` for nothing."""
+    if value == "" or value == [] or value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if key == "parents" and isinstance(value, list):
+        return ", ".join(str(p) for p in value)
+    return value
 
 
 HISTORY_COLUMNS = ("TASK", "AGENT", "START", "END", "DURATION", "STATUS")
