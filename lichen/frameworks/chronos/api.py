@@ -58,9 +58,9 @@ def setup(app: web.Application, service: ChronosServiceApi, *, defaults: Any) ->
         r.add_get(f"{p}/job/{{name}}", _get_job)
         r.add_put(f"{p}/job/{{name}}", _run_job)
         r.add_delete(f"{p}/job/{{name}}", _delete_job)
-        for kind in ("iso8601", "dependency"):
-            r.add_post(f"{p}/{kind}", _put_job)
-            r.add_put(f"{p}/{kind}", _put_job)
+        for kind, handler in (("iso8601", _put_scheduled), ("dependency", _put_dependent)):
+            r.add_post(f"{p}/{kind}", handler)
+            r.add_put(f"{p}/{kind}", handler)
         r.add_delete(f"{p}/task/kill/{{name}}", _kill_tasks)
         r.add_delete(f"{p}/task/all", _purge_tasks)
         r.add_put(f"{p}/task/{{task_id:.+}}", _task_callback)
@@ -248,13 +248,21 @@ async def _get_job(request: web.Request) -> web.StreamResponse:
     return _json(jobs.job_json(_require(service, request.match_info["name"])))
 
 
-async def _put_job(request: web.Request) -> web.StreamResponse:
-    """POST/PUT P/iso8601 and P/dependency: create or replace by name."""
+async def _put_job(request: web.Request, kind: jobs.JobKind) -> web.StreamResponse:
+    """POST/PUT P/iso8601 and P/dependency: create or replace by name (2.x used PUT,
+    3.x only POST: both are served)."""
     data = await _object(request)
-    kind = request.path.rsplit("/", 1)[-1]
     job = jobs.parse_job(data, now=time.time(), defaults=request.app[DEFAULTS], kind=kind)
     await _service(request).put_job(job)
     return _no_content()
+
+
+async def _put_scheduled(request: web.Request) -> web.StreamResponse:
+    return await _put_job(request, "iso8601")
+
+
+async def _put_dependent(request: web.Request) -> web.StreamResponse:
+    return await _put_job(request, "dependency")
 
 
 async def _run_job(request: web.Request) -> web.StreamResponse:
