@@ -126,8 +126,20 @@ class DependencyGraph:
         return {"edges": [{"parent": parent, "child": child, "count": self.counter(parent, child)}
                           for parent, child in self.edges()]}
 
+    def load_counters(self, data: dict[str, Any]) -> None:
+        """Restore persisted counters (`to_json()`) onto the edges this graph already has
+        (rebuilt from the job definitions); counters of edges that no longer exist are
+        dropped."""
+        for edge in data.get("edges", []):
+            counters = self._parents.get(str(edge["child"]))
+            parent = str(edge["parent"])
+            if counters is not None and parent in counters:
+                counters[parent] = int(edge.get("count", 0))
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> DependencyGraph:
+        """A new graph with the persisted edges and counters (a classmethod: it does not
+        change the graph it is called on; see `load_counters`)."""
         graph = cls()
         for edge in data.get("edges", []):
             parent, child = str(edge["parent"]), str(edge["child"])

@@ -118,6 +118,18 @@ def test_counters_survive_json() -> None:
     assert again.parent_succeeded("B") == ["C"]
 
 
+def test_load_counters_restores_only_existing_edges() -> None:
+    saved = abc()
+    saved.parent_succeeded("A")
+    saved.set_parents("D", {"A"})
+    saved.parent_succeeded("A")
+    graph = abc()  # rebuilt from the job definitions; D is gone
+    graph.load_counters(saved.to_json())
+    assert graph.counter("A", "C") == 2
+    assert graph.edges() == [("A", "C"), ("B", "C")]
+    assert graph.parent_succeeded("B") == ["C"]
+
+
 def test_dot_has_a_labelled_node_per_job_and_edges() -> None:
     dot = render_dot(["A", "B", "C", 'we"ird'], [("A", "C"), ("B", "C")])
     assert dot.startswith("digraph G {\n") and dot.endswith("}\n")
