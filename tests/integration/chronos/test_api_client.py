@@ -83,15 +83,16 @@ def test_listed_values_keep_the_posted_types(client: chronos.ChronosClient) -> N
 
 
 def test_legacy_mode_posts_and_puts_under_scheduler(served: ServedFake, legacy: chronos.ChronosClient) -> None:
-    assert legacy.add(_job(**{"async": False})) is None
-    assert legacy.update(_job(command="echo 3", **{"async": False})) is None
+    legacy_job = {**_job(), "async": False}
+    assert legacy.add(legacy_job) is None
+    assert legacy.update({**legacy_job, "command": "echo 3"}) is None
     got = _listed(legacy, "myjob")
     assert got is not None and got["command"] == "echo 3"
     assert [c[0] for c in served.service.calls] == ["put_job", "put_job"]
 
 
 def test_legacy_mode_runs_stats_and_deletes(legacy: chronos.ChronosClient) -> None:
-    legacy.add(_job("a", schedule=FAR, **{"async": False}))
+    legacy.add({**_job("a", schedule=FAR), "async": False})
     assert legacy.run("a") is None
     assert legacy.job_stat("a")["histogram"]["count"] == 1
     assert legacy.scheduler_stat_median() == [{"jobNameLabel": "a", "time": 1.5}]

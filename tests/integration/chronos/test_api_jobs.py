@@ -169,7 +169,8 @@ def test_progress_for_a_data_job(served: ServedFake, prefix: str) -> None:
     url = f"{prefix}/job/n/task/ct:1:0:n:/progress"
     assert "data processing" in bad_request(call(served, "POST", url, {"numAdditionalElementsProcessed": 5}))
     url = f"{prefix}/job/d/task/{tid}/progress"
-    for body in ({"numAdditionalElementsProcessed": -1}, {"numAdditionalElementsProcessed": "5"}, {}, []):
+    bodies: list[Any] = [{"numAdditionalElementsProcessed": -1}, {"numAdditionalElementsProcessed": "5"}, {}, []]
+    for body in bodies:
         bad_request(call(served, "POST", url, body))
     bad_request(call(served, "POST", f"{prefix}/job/nope/task/{tid}/progress",
                      {"numAdditionalElementsProcessed": 1}))
