@@ -244,6 +244,8 @@ class UpOptions:
     agent_resources: str | None
     log_level: str
     marathon_port: int = 8080
+    chronos_port: int = 4400
+    chronos_failure_retry: float = 60.0
 
 
 class GaveUp(Exception):
@@ -263,15 +265,17 @@ class Cluster:
             options.work_dir / "master.log", self._master_argv,
         )
         self.agents = [self._agent(i) for i in range(1, options.agents + 1)]
-        self.marathon_port = options.marathon_port
-        self.marathon = Component(
-            "marathon", "marathon", options.work_dir / "marathon",
-            options.work_dir / "marathon.log", self._marathon_argv,
-        )
+        self.ports = {"marathon": options.marathon_port, "chronos": options.chronos_port}
+        self.marathon = self._framework("marathon")
+        self.chronos = self._framework("chronos", "--failure-retry", str(options.chronos_failure_retry))
+
+    @property
+    def frameworks(self) -> list[Component]:
+        return [self.marathon, self.chronos]
 
     @property
     def components(self) -> list[Component]:
-        return [self.master, *self.agents, self.marathon]
+        return [self.master, *self.agents, *self.frameworks]
 
     async def run(self) -> None:
         """Start everything, report readiness, supervise until `stopping` is set; then stop all."""
@@ -288,8 +292,10 @@ class Cluster:
                     await self._until_ready(agent)
                 if self.stopping.is_set():
                     return
-                watchers.append(group.create_task(self._supervise(self.marathon)))
-                await self._until_ready(self.marathon)
+                for framework in self.frameworks:
+                    watchers.append(group.create_task(self._supervise(framework)))
+                for framework in self.frameworks:
+                    await self._until_ready(framework)
                 if self.stopping.is_set():
                     return
                 width = max(len(c.name) for c in self.components) + 2
@@ -311,14 +317,20 @@ class Cluster:
             "--work-dir", str(self.master.work_dir), "--log-level", o.log_level,
         ]
 
-    def _marathon_argv(self) -> list[str]:
+    def _framework(self, kind: str, *extra: str) -> Component:
+        """Marathon or Chronos: a framework on the master, on its own port."""
         o = self.options
-        return [
-            sys.executable, "-m", "lichen.cli.main", "marathon",
-            "--master", self.master.addr or f"{o.host}:{self.master_port}",
-            "--host", o.host, "--port", str(self.marathon_port),
-            "--work-dir", str(self.marathon.work_dir), "--log-level", o.log_level,
-        ]
+        work_dir = o.work_dir / kind
+
+        def argv() -> list[str]:
+            return [
+                sys.executable, "-m", "lichen.cli.main", kind,
+                "--master", self.master.addr or f"{o.host}:{self.master_port}",
+                "--host", o.host, "--port", str(self.ports[kind]),
+                "--work-dir", str(work_dir), "--log-level", o.log_level, *extra,
+            ]
+
+        return Component(kind, kind, work_dir, o.work_dir / f"{kind}.log", argv)
 
     def _agent(self, index: int) -> Component:
         o = self.options
@@ -352,8 +364,8 @@ class Cluster:
             if became_ready:
                 if c.kind == "master" and c.addr is not None:
                     self.master_port = int(c.addr.rsplit(":", 1)[1])   # keep it across restarts
-                if c.kind == "marathon" and c.addr is not None:
-                    self.marathon_port = int(c.addr.rsplit(":", 1)[1])
+                if c.kind in self.ports and c.addr is not None:
+                    self.ports[c.kind] = int(c.addr.rsplit(":", 1)[1])   # keep it across restarts
                 if not c.ever_ready:
                     c.ever_ready = True
                 else:
@@ -423,9 +435,9 @@ class Cluster:
         return None
 
     def _stop_all(self) -> None:
-        """Blocking: Marathon, then the agents (so they do not chase a vanished master), then the master."""
-        if self.marathon.proc is not None:
-            _terminate([self.marathon.proc], STOP_GRACE)
+        """Blocking: the frameworks, then the agents (so they do not chase a vanished master),
+        then the master."""
+        _terminate([f.proc for f in self.frameworks if f.proc is not None], STOP_GRACE)
         agents = [a.proc for a in self.agents if a.proc is not None]
         _terminate(agents, STOP_GRACE)
         if self.master.proc is not None:
@@ -521,19 +533,22 @@ async def _up(options: UpOptions) -> None:
               help="Each agent's resources, e.g. \"cpus:2;mem:2048\" (default: the host split evenly).")
 @click.option("--marathon-port", default=8080, show_default=True, type=click.IntRange(0, 65535),
               help="Marathon's port (0: any free port).")
-@click.option("--chronos-port", default=4400, show_default=True, type=int, help="Not used yet.")
-@click.option("--chronos-failure-retry", default=60, show_default=True, type=int, help="Not used yet.")
+@click.option("--chronos-port", default=4400, show_default=True, type=click.IntRange(0, 65535),
+              help="Chronos's port (0: any free port).")
+@click.option("--chronos-failure-retry", default=60.0, show_default=True, type=float,
+              help="Seconds between a failed Chronos run and its retry.")
 @click.option("--docker-socket", default="/var/run/docker.sock", show_default=True, help="Not used yet.")
 @click.option("--log-level", default="info", show_default=True)
 def up(
     work_dir: Path, agents: int, host: str, master_port: int, containerizers: str,
-    agent_resources: str | None, log_level: str, marathon_port: int, **_later: object,
+    agent_resources: str | None, log_level: str, marathon_port: int, chronos_port: int,
+    chronos_failure_retry: float, **_later: object,
 ) -> None:
     """Run a master and agents on this machine until Ctrl-C; leave nothing running."""
     options = UpOptions(
         work_dir=work_dir.resolve(), agents=agents, host=host, master_port=master_port,
         containerizers=containerizers, agent_resources=agent_resources, log_level=log_level,
-        marathon_port=marathon_port,
+        marathon_port=marathon_port, chronos_port=chronos_port, chronos_failure_retry=chronos_failure_retry,
     )
     try:
         asyncio.run(_up(options))

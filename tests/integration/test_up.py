@@ -58,7 +58,8 @@ def up(tmp_path: Path) -> Iterator[Up]:
     with open(out_path, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-c", "from lichen.cli.main import main; main()", "up",
-             "--work-dir", str(work_dir), "--master-port", "0", "--marathon-port", "0", "--agents", "2",
+             "--work-dir", str(work_dir), "--master-port", "0", "--marathon-port", "0", "--chronos-port", "0",
+             "--agents", "2",
              "--agent-resources", AGENT_RESOURCES],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
         )
@@ -77,7 +78,7 @@ def test_up_prints_a_url_per_component_and_registers_both_agents(up: Up) -> None
     lines = up.output.splitlines()
     assert lines[-1] == "lichen is ready"
     names = [line.split()[0] for line in lines if "http://" in line]
-    assert names == ["master", "agent-1", "agent-2", "marathon"]
+    assert names == ["master", "agent-1", "agent-2", "marathon", "chronos"]
     master_line = next(line for line in lines if line.startswith("master "))
     assert master_line.split()[1] == up.master_url
     wait_for(
