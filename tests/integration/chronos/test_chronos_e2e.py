@@ -1,0 +1,175 @@
+"""`lichen chronos` end to end with chronos-python: schedules that really run, dependencies,
+retries, manual runs, deletes, and a kill -9 of the scheduler."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import chronos
+import pytest
+import requests
+
+from tests.support import Daemon, wait_for
+from tests.support.daemons import start_daemon
+
+FAR = "R/2099-01-01T00:00:00Z/P1D"
+
+
+class ChronosStack:
+    def __init__(self, master: Daemon, chronos_daemon: Daemon, daemons: Any) -> None:
+        self.master = master
+        self.daemon = chronos_daemon
+        self.daemons = daemons
+        self.client = chronos.connect(chronos_daemon.addr)
+
+    def job(self, name: str) -> dict[str, Any]:
+        return next(j for j in self.client.list() if j["name"] == name)
+
+    def restart(self, *, kill: bool = True) -> None:
+        os.kill(self.daemon.proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
+        self.daemon.proc.wait(10)
+        work = self.daemon.work_dir
+        self.daemon = self.daemons.add(start_daemon("chronos", work, [
+            "--master", self.master.addr, "--port", str(self.daemon.port), "--work-dir", str(work),
+            "--failure-retry", "0.5"]))
+        self.client = chronos.connect(self.daemon.addr)
+
+
+@pytest.fixture
+def stack(tmp_path: Path, start_master: Callable[..., Daemon], start_agent: Callable[..., Daemon],
+          daemons: Any) -> Iterator[ChronosStack]:
+    master = start_master(tmp_path, "--allocation-interval", "0.1")
+    start_agent(master.addr, tmp_path)
+    wait_for(lambda: len(requests.get(master.url + "/master/slaves", timeout=5).json()["slaves"]) == 1, 20,
+             "agent")
+    work = tmp_path / "chronos"
+    d = daemons.add(start_daemon("chronos", work, [
+        "--master", master.addr, "--port", "0", "--work-dir", str(work), "--failure-retry", "0.5"]))
+    yield ChronosStack(master, d, daemons)
+
+
+def job(name: str, command: str = "true", **fields: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": name, "command": command, "owner": "", "disabled": False}
+    if "parents" not in fields:
+        out["schedule"] = FAR
+    out.update(fields)
+    return out
+
+
+def test_scheduled_runs_ids_and_environment(stack: ChronosStack, tmp_path: Path) -> None:
+    out = tmp_path / "runs.txt"
+    cmd = f'echo "$mesos_task_id $CHRONOS_JOB_NAME $CHRONOS_RESOURCE_MEM $CHRONOS_JOB_RUN_ATTEMPT" >> {out}'
+    stack.client.add(job("myjob", cmd, schedule="R2//PT2S"))
+    wait_for(lambda: stack.job("myjob")["successCount"] == 2, 20, "two scheduled runs")
+    lines = out.read_text().splitlines()
+    assert len(lines) == 2
+    for line in lines:
+        task_id, name, mem, attempt = line.split()
+        assert re.fullmatch(r"ct:\d+:0:myjob:", task_id) and name == "myjob"
+        assert (mem, attempt) == ("128.0", "0")
+    got = stack.job("myjob")
+    assert got["schedule"].startswith("R0/") and got["disabled"] is True
+
+
+def test_every_two_seconds_runs_at_least_three_times(stack: ChronosStack) -> None:
+    stack.client.add(job("tick", schedule="R//PT2S"))
+    wait_for(lambda: stack.job("tick")["successCount"] >= 3, 30, "three runs")
+    stat = stack.client.job_stat("tick")
+    assert stat["histogram"]["count"] >= 3
+    assert {r["status"] for r in stat["taskStatHistory"]} <= {"Success", "Running"}
+    assert sum(r["status"] == "Success" for r in stat["taskStatHistory"]) >= 3
+
+
+def test_manual_run_runs_once_and_delete_stops_the_schedule(stack: ChronosStack) -> None:
+    stack.client.add(job("manual"))
+    stack.client.run("manual")
+    wait_for(lambda: stack.job("manual")["successCount"] == 1, 20, "one manual run")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", stack.job("manual")["lastSuccess"])
+    stack.client.add(job("gone", schedule="R//PT1S"))
+    wait_for(lambda: stack.job("gone")["successCount"] >= 1, 20, "a scheduled run")
+    stack.client.delete("gone")
+    assert "gone" not in {j["name"] for j in stack.client.list()}
+    before = len([t for t in requests.get(stack.master.url + "/master/tasks?limit=1000", timeout=5).json()["tasks"]
+                  if ":gone:" in t["id"]])
+    # A later scheduled job runs twice meanwhile; the deleted one never again.
+    stack.client.add(job("witness", schedule="R2//PT1S"))
+    wait_for(lambda: stack.job("witness")["successCount"] == 2, 20, "witness runs")
+    after = len([t for t in requests.get(stack.master.url + "/master/tasks?limit=1000", timeout=5).json()["tasks"]
+                 if ":gone:" in t["id"]])
+    assert after == before
+    with pytest.raises(chronos.ChronosAPIError):
+        stack.client.delete("gone")
+
+
+def test_dependent_job_runs_after_parents_succeed_not_after_failure(stack: ChronosStack) -> None:
+    c = stack.client
+    c.add(job("A"))
+    c.add(job("B"))
+    c.add(job("C", parents=["A", "B"]))
+    c.run("A")
+    wait_for(lambda: stack.job("A")["successCount"] == 1, 20, "A ran")
+    assert stack.job("C")["successCount"] == 0
+    c.run("B")
+    wait_for(lambda: stack.job("C")["successCount"] == 1, 20, "C ran after both parents")
+    c.run("A")
+    wait_for(lambda: stack.job("A")["successCount"] == 2, 20, "A ran again")
+    assert stack.job("C")["successCount"] == 0 + 1
+    graph = c.scheduler_graph()
+    assert "link,A,C" in graph and "link,B,C" in graph
+    c.add(job("F", "exit 1", retries=0))
+    c.add(job("G", parents=["F"]))
+    c.run("F")
+    wait_for(lambda: stack.job("F")["errorCount"] == 1, 20, "F failed")
+    assert stack.job("G")["successCount"] == 0
+    c.delete("B")
+    assert stack.job("C")["parents"] == ["A"]
+
+
+def test_failing_job_is_retried_exactly_retries_times(stack: ChronosStack, tmp_path: Path) -> None:
+    out = tmp_path / "attempts.txt"
+    stack.client.add(job("flaky", f'echo "$CHRONOS_JOB_RUN_ATTEMPT" >> {out}; exit 1', retries=2))
+    stack.client.add(job("after", parents=["flaky"]))
+    stack.client.run("flaky")
+    wait_for(lambda: stack.job("flaky")["errorCount"] == 1, 30, "final failure")
+    assert out.read_text().split() == ["0", "1", "2"]
+    got = stack.job("flaky")
+    assert got["errorsSinceLastSuccess"] == 1 and got["lastError"]
+    assert stack.job("after")["successCount"] == 0
+
+
+def test_kill_tasks_kills_without_retry(stack: ChronosStack) -> None:
+    stack.client.add(job("S", "sleep 600"))
+    stack.client.run("S")
+    wait_for(lambda: any(":S:" in t["id"] and t["state"] == "TASK_RUNNING"
+                         for t in requests.get(stack.master.url + "/master/tasks", timeout=5).json()["tasks"]),
+             20, "S running")
+    stack.client.delete_tasks("S")
+    wait_for(lambda: any(":S:" in t["id"] and t["state"] == "TASK_KILLED"
+                         for t in requests.get(stack.master.url + "/master/tasks", timeout=5).json()["tasks"]),
+             5, "S killed")
+    assert stack.job("S")["errorCount"] == 0
+
+
+def test_kill_9_mid_run_loses_and_doubles_nothing(stack: ChronosStack, tmp_path: Path) -> None:
+    out = tmp_path / "slow.txt"
+    flag = tmp_path / "go"
+    stack.client.add(job("slow", f"echo $mesos_task_id >> {out}; while [ ! -e {flag} ]; do sleep 0.1; done"))
+    stack.client.run("slow")
+    wait_for(lambda: out.exists() and out.read_text().strip(), 20, "the run started")
+    stack.restart(kill=True)
+    flag.touch()
+    wait_for(lambda: stack.job("slow")["successCount"] == 1, 30, "the run's success counted after restart")
+    assert len(out.read_text().split()) == 1
+    # A job due every second keeps its instants across a kill -9: never two runs for one instant.
+    ticks = tmp_path / "ticks.txt"
+    stack.client.add(job("ticker", f"echo $CHRONOS_JOB_RUN_TIME >> {ticks}", schedule="R//PT1S"))
+    wait_for(lambda: ticks.exists() and len(ticks.read_text().split()) >= 2, 20, "ticks")
+    stack.restart(kill=True)
+    wait_for(lambda: len(ticks.read_text().split()) >= 5, 30, "ticks after restart")
+    instants = ticks.read_text().split()
+    assert len(instants) == len(set(instants)), f"an instant ran twice: {instants}"
