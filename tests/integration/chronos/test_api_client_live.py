@@ -113,3 +113,26 @@ def test_dependencies_graph_search_and_delete(live: Daemon) -> None:
     assert _listed(client, "C")["parents"] == ["A"]
     with pytest.raises(chronos.ChronosAPIError):
         client.delete("B")
+
+
+def test_raw_endpoints_over_the_real_service(live: Daemon) -> None:
+    client = chronos.connect(live.addr)
+    client.add(_job("A"))
+    client.add(_job("C", parents=["A"]))
+    for p in ("/v1/scheduler", "/scheduler"):
+        r = requests.put(f"{live.url}{p}/job/success/A", timeout=5)
+        assert r.status_code == 200 and r.text == "marked job A as successful: true"
+        r = requests.post(f"{live.url}{p}/job/A/task/ct:1:0:A:/progress",
+                          json={"numAdditionalElementsProcessed": 1}, timeout=5)
+        assert r.status_code == 400 and r.json()["status"] == "Bad Request"
+        r = requests.put(f"{live.url}{p}/task/ct:1:0:nope:", json={"statusCode": 0}, timeout=5)
+        assert r.status_code == 400
+        assert requests.delete(f"{live.url}{p}/task/all", timeout=5).status_code == 204
+        summary = requests.get(f"{live.url}{p}/jobs/summary", timeout=5).json()["jobs"]
+        assert (summary[0]["name"], summary[0]["status"]) == ("A", "success")
+        dot = requests.get(f"{live.url}{p}/graph/dot", timeout=5).text
+        assert dot.startswith("digraph G {") and "->" in dot
+    r = requests.get(f"{live.url}/v1/scheduler/nope", timeout=5)
+    assert r.status_code == 404 and r.json()["status"] == "Not Found"
+    assert requests.get(f"{live.url}/leader", timeout=5).json() == {"leader": live.addr}
+    assert requests.get(f"{live.url}/ping", timeout=5).text == "pong"
