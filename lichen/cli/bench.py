@@ -64,3 +64,16 @@ def marathon_apps(apps: int, tasks: int, requests: int) -> None:
     from lichen.bench import marathon as marathon_bench
 
     _print_result(marathon_bench.run_apps(apps=apps, tasks=tasks, requests=requests))
+
+
+@bench.command("chronos")
+@click.option("--jobs", default=10_000, show_default=True, type=click.IntRange(min=1))
+@click.option("--window", default=60.0, show_default=True, type=float, help="Seconds the first runs are spread over.")
+@click.option("--agents", default=10, show_default=True, type=click.IntRange(min=1))
+@click.option("--allocation-interval", default=1.0, show_default=True, type=float)
+def chronos_bench(jobs: int, window: float, agents: int, allocation_interval: float) -> None:
+    """Time how late scheduled Chronos runs start, and the scheduling work per due run."""
+    from lichen.bench import chronos as chronos_bench_module
+
+    _print_result(chronos_bench_module.run(jobs=jobs, window=window, agents=agents,
+                                           allocation_interval=allocation_interval))

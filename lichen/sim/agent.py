@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -45,6 +46,7 @@ class SimAgent:
         self.tasks: dict[str, str] = {}          # task id -> state
         self.frameworks: dict[str, dict[str, str]] = {}  # task id -> framework id
         self.launched = 0
+        self.launch_times: dict[str, float] = {}  # task id -> wall time RUN_TASK arrived
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -103,6 +105,7 @@ class SimAgent:
             task = event["run_task"]["task"]
             fid = event["run_task"]["framework_info"]["id"]
             self.launched += 1
+            self.launch_times[task["task_id"]["value"]] = time.time()
             self.frameworks[task["task_id"]["value"]] = fid
             await self._update(fid, task["task_id"], "TASK_RUNNING")
             if self.finish:

@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 SUCCESS = {"TASK_FINISHED"}
 FAILURE = {"TASK_FAILED", "TASK_LOST", "TASK_ERROR", "TASK_DROPPED", "TASK_GONE", "TASK_GONE_BY_OPERATOR"}
 TERMINAL = SUCCESS | FAILURE | {"TASK_KILLED"}
+DUE_SOON = 5.0        # seconds: runs due this soon keep offers coming
+SHORT_DECLINE = 0.5   # seconds: shorter than the allocation interval
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,32 +337,37 @@ class ChronosService:
 
     async def _tick(self) -> None:
         now = self.clock.now()
+        writes: dict[str, bytes | None] = {}
+        advanced: list[tuple[Any, Run | None]] = []
         while self._heap and self._heap[0][0] <= now:
             _, name, gen = heapq.heappop(self._heap)
             if self._generation.get(name) != gen:
                 continue  # stale: the job changed or went away
             job = self._jobs[name]
-            s = sched.parse_schedule(job.schedule, time_zone=job.schedule_time_zone, now=now)
-            decision = sched.due(s, now, job.epsilon)
-            self.skipped += decision.skipped
-            new_job = jobs.with_schedule(job, sched.format_schedule(decision.next), job.schedule_time_zone)
-            writes: dict[str, bytes | None] = {f"chronos/jobs/{_key(name)}": json.dumps(new_job.raw).encode()}
-            run: Run | None = None
-            if decision.run_at is not None and self._may_start(job):
-                due_ms = round(decision.run_at * 1000)
-                args = " ".join(job.arguments)
-                run = Run(jobs.task_id(due_ms, 0, name, args), name, decision.run_at, 0, args, now)
+            new_job, run, skipped = advance(job, now, self._may_start(job))
+            self.skipped += skipped
+            writes[f"chronos/jobs/{_key(name)}"] = json.dumps(new_job.raw).encode()
+            if run is not None:
                 writes[f"chronos/queue/{run.task_id}"] = json.dumps(dataclasses.asdict(run)).encode()
-            # The advanced schedule and the queued run are stored together: a restart
-            # neither runs this instant again nor loses it.
-            await self.store.put_many(writes)
-            self._jobs[name] = new_job
+            advanced.append((new_job, run))
+        # The advanced schedules and the queued runs are stored together: a restart
+        # neither runs an instant again nor loses it.
+        await self.store.put_many(writes)
+        for new_job, run in advanced:
+            self._jobs[new_job.name] = new_job
             if run is not None:
                 self.queue[run.task_id] = run
-            self._push(name)
+            self._push(new_job.name)
         if self.queue and self._declined and self.client is not None and any(
                 r.not_before <= now for r in self.queue.values()) and await self.client.call("REVIVE"):
             self._declined = False
+
+    def _next_due(self) -> float:
+        """When the next scheduled or retried run is due (inf when none is)."""
+        times = [r.not_before for r in self.queue.values()]
+        if self._heap:
+            times.append(self._heap[0][0])
+        return min(times, default=float("inf"))
 
     def _may_start(self, job: Any) -> bool:
         if job.concurrent:
@@ -443,9 +450,13 @@ class ChronosService:
                 await self.client.call("ACCEPT", {"offer_ids": [offer["id"]], "operations": [
                     {"type": "LAUNCH", "launch": {"task_infos": infos}}], "filters": {"refuse_seconds": 1}})
             else:
+                # Runs due soon: decline for less than an allocation interval, so the next
+                # cycle offers again and no REVIVE is needed. Otherwise decline for long and
+                # REVIVE when a run is queued.
+                soon = bool(ready) or self._next_due() <= now + DUE_SOON
                 await self.client.call("DECLINE", {"offer_ids": [offer["id"]], "filters": {
-                    "refuse_seconds": self.flags.decline_offer_duration if not ready else 1}})
-                if not ready:
+                    "refuse_seconds": SHORT_DECLINE if soon else self.flags.decline_offer_duration}})
+                if not soon:
                     self._declined = True
 
     def _task_info(self, job: Any, run: Run, offer: dict[str, Any], use: Resources) -> dict[str, Any]:
@@ -552,6 +563,22 @@ class ChronosService:
             if child is not None and not child.disabled and self._may_start(child):
                 await self._enqueue(child, due=now, attempt=0, args=" ".join(child.arguments))
         await self.store.put("chronos/graph", json.dumps(self.graph.to_json()).encode())
+
+
+def advance(job: Any, now: float, may_start: bool) -> tuple[Any, Run | None, int]:
+    """A scheduled job whose instant has come: the job with its schedule advanced past
+    `now`, the run to queue (None when the occurrence is skipped, or when the job may not
+    start because a run of it is already going and it is not `concurrent`), and how many
+    occurrences were skipped for being later than `epsilon`."""
+    s = sched.parse_schedule(job.schedule, time_zone=job.schedule_time_zone, now=now)
+    decision = sched.due(s, now, job.epsilon)
+    new_job = jobs.with_schedule(job, sched.format_schedule(decision.next), job.schedule_time_zone)
+    run: Run | None = None
+    if decision.run_at is not None and may_start:
+        args = " ".join(job.arguments)
+        run = Run(jobs.task_id(round(decision.run_at * 1000), 0, job.name, args), job.name, decision.run_at,
+                  0, args, now)
+    return new_job, run, decision.skipped
 
 
 def _constraints_ok(constraints: list[list[str]], attrs: dict[str, str]) -> bool:
