@@ -363,16 +363,19 @@ def _bool(data: Json, key: str, default: bool) -> bool:
     return bool(_get(data, key, bool, default))
 
 
+INT_MAX = 2**31 - 1  # Chronos keeps these in Java ints
+
+
 def _count(data: Json, key: str, default: int) -> int:
     value = data.get(key)
     if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
+        value = int(value)
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidRequest(f"invalid '{key}': expected a whole number >= 0, got {value!r}",
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= INT_MAX:
+        raise InvalidRequest(f"invalid '{key}': expected a whole number from 0 to {INT_MAX}",
                              field=key)
     return value
 

@@ -137,6 +137,13 @@ class Decision:
 
 def parse_schedule(text: str, *, time_zone: str = "", now: float) -> Schedule:
     """`R[n]/[start]/Pperiod`; an empty start is `now`. ScheduleError when anything is off."""
+    try:
+        return _parse_schedule(text, time_zone=time_zone, now=now)
+    except (ValueError, OverflowError) as e:  # dates past year 9999 after a zone change, ...
+        raise ScheduleError(f"Cannot parse schedule '{text}': {e}") from None
+
+
+def _parse_schedule(text: str, *, time_zone: str, now: float) -> Schedule:
     if not isinstance(text, str):
         raise ScheduleError(f"Cannot parse schedule '{text}': not a string")
     match = _GRAMMAR.fullmatch(text.strip())

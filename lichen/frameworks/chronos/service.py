@@ -310,9 +310,9 @@ class ChronosService:
             return
         try:
             s = sched.parse_schedule(job.schedule, time_zone=job.schedule_time_zone, now=self.clock.now())
-        except sched.ScheduleError:
+            at = sched.next_run(s)
+        except (sched.ScheduleError, ValueError, OverflowError):
             return
-        at = sched.next_run(s)
         if at is not None:
             heapq.heappush(self._heap, (at, name, gen))
 

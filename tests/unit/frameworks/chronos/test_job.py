@@ -342,3 +342,19 @@ def test_chronos_python_accepts_listed_jobs_posted_back_with_async() -> None:
     assert "async" in out
     again = parse_job(json.loads(json.dumps(out)), now=NOW, defaults=DEFAULTS, kind="iso8601")
     assert job_json(again) == out
+
+
+def test_out_of_range_values_are_400s_not_500s() -> None:
+    import time as _time
+
+    from lichen.errors import InvalidRequest as _Invalid
+    from lichen.frameworks.chronos.job import JobDefaults as _Defaults
+    from lichen.frameworks.chronos.job import parse_job as _parse
+
+    for data in ({"name": "x", "schedule": "R/9999-12-31T23:59:59Z/P1Y", "scheduleTimeZone": "PST"},
+                 {"name": "x", "retries": 10**400}, {"name": "x", "maxCompletionTime": 2**31}):
+        try:
+            _parse(data, now=_time.time(), defaults=_Defaults())
+        except _Invalid:
+            continue
+        raise AssertionError(f"accepted {data}")
