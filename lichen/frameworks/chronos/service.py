@@ -392,6 +392,10 @@ class ChronosService:
         kind = event.get("type")
         if kind == "SUBSCRIBED":
             await self.store.put("chronos/framework_id", event["subscribed"]["framework_id"]["value"].encode())
+            # Offers this framework declined before a restart may still be filtered: revive
+            # as soon as there is work.
+            self._declined = True
+            self._wake.set()
             if self.client is not None:
                 tasks = [{"task_id": {"value": r.task_id}, "agent_id": {"value": r.agent_id}}
                          for r in self.running.values() if r.agent_id]

@@ -785,6 +785,10 @@ class MarathonService:
         if kind == "SUBSCRIBED":
             fid = event["subscribed"]["framework_id"]["value"]
             await self.store.put("marathon/framework_id", fid.encode())
+            # Offers this framework declined before a restart may still be filtered: revive
+            # as soon as there is work.
+            self._declined = True
+            self._wake.set()
             self.publish(events.scheduler_registered_event(fid, self.flags.master, now=self.clock.now()))
             self._last_reconcile = self.clock.now()
             self._spawn(self._reconcile())

@@ -173,3 +173,67 @@ def test_kill_9_mid_run_loses_and_doubles_nothing(stack: ChronosStack, tmp_path:
     wait_for(lambda: len(ticks.read_text().split()) >= 5, 30, "ticks after restart")
     instants = ticks.read_text().split()
     assert len(instants) == len(set(instants)), f"an instant ran twice: {instants}"
+
+
+def test_job_verbs_against_a_real_chronos(stack: ChronosStack, tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    def lichen(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "lichen.cli.main", "job", "--chronos", stack.daemon.url, *args],
+                              capture_output=True, text=True, timeout=60, check=False)
+
+    spec = tmp_path / "parent.json"
+    spec.write_text(json.dumps(job("parent")))
+    child = tmp_path / "child.json"
+    child.write_text(json.dumps(job("child", parents=["parent"])))
+    assert lichen("add", str(spec)).returncode == 0
+    assert lichen("add", str(child)).returncode == 0
+    assert lichen("run", "parent").returncode == 0
+    wait_for(lambda: stack.job("child")["successCount"] == 1, 20, "child ran after parent")
+    listed = lichen("list")
+    assert listed.returncode == 0 and "parent" in listed.stdout and "child" in listed.stdout
+    history = json.loads(lichen("history", "parent", "--json").stdout)
+    assert history["histogram"]["count"] == 1
+    graph = lichen("graph")
+    assert graph.returncode == 0 and "parent" in graph.stdout and "child" in graph.stdout
+    assert "->" in lichen("graph", "--dot").stdout
+    assert lichen("remove", "child").returncode == 0
+    missing = lichen("show", "child")
+    assert missing.returncode == 1 and "child" in missing.stderr
+
+
+def test_missed_instants_past_epsilon_are_skipped_not_stacked(stack: ChronosStack, tmp_path: Path) -> None:
+    import time
+    from datetime import datetime, timezone
+
+    ticks = tmp_path / "missed.txt"
+    start = datetime.fromtimestamp(time.time() + 2, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    stack.client.add(job("E", f"echo $CHRONOS_JOB_RUN_TIME >> {ticks}", schedule=f"R/{start}/PT2S",
+                         epsilon="PT1S"))
+    stopped_at = time.time()
+    os.kill(stack.daemon.proc.pid, signal.SIGKILL)
+    stack.daemon.proc.wait(10)
+    # Chronos is down for about four periods (polling the clock, not a state).
+    wait_for(lambda: time.time() > stopped_at + 8, 15, "eight seconds to pass")
+    _start_again(stack)
+    wait_for(lambda: ticks.exists() and ticks.read_text().split(), 20, "a run after the restart")
+    runs = [int(t) / 1000 for t in ticks.read_text().split()]
+    # The instants that fell while it was down are not stacked up: at most one late run.
+    assert sum(1 for r in runs if r < stopped_at + 8 - 1) <= 1
+    assert sched_start(stack.job("E")["schedule"]) > stopped_at + 8
+
+
+def sched_start(schedule: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(schedule.split("/")[1].replace("Z", "+00:00")).timestamp()
+
+
+def _start_again(stack: ChronosStack) -> None:
+    work = stack.daemon.work_dir
+    stack.daemon = stack.daemons.add(start_daemon("chronos", work, [
+        "--master", stack.master.addr, "--port", str(stack.daemon.port), "--work-dir", str(work),
+        "--failure-retry", "0.5"]))
+    stack.client = chronos.connect(stack.daemon.addr)

@@ -46,7 +46,7 @@ def stack(tmp_path: Path, start_master: Callable[..., Daemon], start_agent: Call
              "agents")
     work = tmp_path / "marathon"
     m = daemons.add(start_daemon("marathon", work, [
-        "--master", master.addr, "--port", "0", "--work-dir", str(work), "--decline-offer-duration", "1"]))
+        "--master", master.addr, "--port", "0", "--work-dir", str(work)]))
     yield Stack(master, agents, m)
 
 

@@ -206,13 +206,15 @@ def test_kill_9_mid_deployment_finishes_with_exactly_n(stack: Stack, tmp_path: P
     work = stack.marathon.work_dir
     port = stack.marathon.port
     stack.marathon = daemons.add(start_daemon("marathon", work, [
-        "--master", stack.master.addr, "--port", str(port), "--work-dir", str(work),
-        "--decline-offer-duration", "1"]))
+        "--master", stack.master.addr, "--port", str(port), "--work-dir", str(work)]))
     flag.touch()
     wait_for(lambda: healthy_settled(stack, "resume", 3), 60, "deployment finished after restart")
     master_tasks = requests.get(stack.master.url + "/master/tasks", timeout=5).json()["tasks"]
     running = [t for t in master_tasks if t["state"] == "TASK_RUNNING"]
     assert len(running) == 3, "nothing extra was launched"
+    # Offers the previous incarnation declined (for 120 s by default) do not hold up new launches.
+    assert api(stack, "PUT", "/v2/apps/resume", json={"instances": 4}).status_code == 200
+    wait_for(lambda: app_state(stack, "resume")["tasksRunning"] == 4, 20, "a launch soon after the restart")
 
 
 def test_readiness_checks_hold_the_deployment(stack: Stack, tmp_path: Path) -> None:
