@@ -77,8 +77,8 @@ def test_twenty_command_tasks_across_two_agents_finish(cluster: Cluster) -> None
         # The sandbox holds the task's output.
         task = state["frameworks"][0]["completed_tasks"][0]
         agent = next(a for a in cluster.agents if a.state()["id"] == task["slave_id"])
-        ex = [e for f in agent.state()["completed_frameworks"] + agent.state()["frameworks"]
-              for e in f["completed_executors"] + f["executors"] if e["id"] == task["id"]][0]
+        ex = next(e for f in agent.state()["completed_frameworks"] + agent.state()["frameworks"]
+              for e in f["completed_executors"] + f["executors"] if e["id"] == task["id"])
         out = agent.get("/files/read", path=ex["directory"] + "/stdout", offset=0).json()
         assert out["data"] == f"hello-{task['id'].split('-')[1]}\n"
     finally:
@@ -92,7 +92,7 @@ def test_exit_code_and_kill(cluster: Cluster) -> None:
     d = driver_for(sched, cluster)
     try:
         wait_for(lambda: "TASK_FAILED" in sched.states("fails"), 30, "failure")
-        failed = [u for u in sched.updates if u["state"] == "TASK_FAILED"][0]
+        failed = next(u for u in sched.updates if u["state"] == "TASK_FAILED")
         assert failed["message"] == "Command exited with status 3"
         wait_for(lambda: "TASK_RUNNING" in sched.states("sleeps"), 30, "sleep running")
         d.killTask({"value": "sleeps"})
@@ -139,7 +139,7 @@ def test_agent_killed_for_good_loses_its_tasks(cluster: Cluster) -> None:
         agent.kill()
         # 4 pings of 0.5 s: lost within a few seconds.
         wait_for(lambda: "TASK_LOST" in sched.states("orphan"), 15, "task lost")
-        lost = [u for u in sched.updates if u["state"] == "TASK_LOST"][0]
+        lost = next(u for u in sched.updates if u["state"] == "TASK_LOST")
         assert lost["reason"] == "REASON_AGENT_REMOVED"
     finally:
         d.stop()

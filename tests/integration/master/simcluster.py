@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -38,11 +37,11 @@ class MasterProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.addr = ""
 
-    def start(self) -> "MasterProcess":
+    def start(self) -> MasterProcess:
         addr_file = self.work_dir / "master.addr"
         if addr_file.exists():
             addr_file.unlink()
-        self.log = open(self.work_dir / "master.log", "ab")
+        self.log = open(self.work_dir / "master.log", "ab")  # noqa: SIM115  (closed in stop())
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "lichen.cli.main", "master", "--port", str(self.port),
              "--work-dir", str(self.work_dir), *self.flags],

@@ -11,7 +11,7 @@ def test_bad_weights_flag_is_a_usage_error(tmp_path: Path) -> None:
     r = subprocess.run(
         [sys.executable, "-m", "lichen.cli.main", "master", "--port", "0", "--work-dir", str(tmp_path),
          "--weights", "ops=two"],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True, text=True, timeout=30, check=False,
     )
     assert r.returncode == 2
     assert "--weights" in r.stderr and "ops=two" in r.stderr

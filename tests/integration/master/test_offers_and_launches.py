@@ -96,7 +96,7 @@ def test_invalid_launches(master: MasterProcess, sims: SimAgents) -> None:
         # The offer is used up: launching on it again is a stale offer.
         d.launchTasks(offer["id"], [dict(command_task("stale"), agent_id=offer["agent_id"])])
         wait_for(lambda: sched.states("stale") == ["TASK_LOST"], 10, "stale offer")
-        stale = [u for u in sched.updates if u["task_id"]["value"] == "stale"][0]
+        stale = next(u for u in sched.updates if u["task_id"]["value"] == "stale")
         assert stale["reason"] == "REASON_INVALID_OFFERS" and "uuid" not in stale
     finally:
         d.stop()

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -242,7 +243,7 @@ def test_unreachable_agent_loses_tasks(master: MasterProcess, sims: SimAgents) -
         wait_for(lambda: "TASK_RUNNING" in sched.states("stranded"), 10, "task running")
         sims.stop_agent(agent)
         wait_for(lambda: "TASK_LOST" in sched.states("stranded"), 10, "task lost")
-        lost = [u for u in sched.updates if u["state"] == "TASK_LOST"][0]
+        lost = next(u for u in sched.updates if u["state"] == "TASK_LOST")
         assert lost["reason"] == "REASON_AGENT_REMOVED"
         wait_for(lambda: sched.lost_agents == [agent.agent_id], 10, "slaveLost")
         assert master.get("/metrics/snapshot")["master/slaves_unreachable"] == 1
@@ -383,7 +384,8 @@ def test_completed_history_is_bounded(tmp_path: Path) -> None:
             sched = Recorder()
             sched.to_launch = [command_task(f"r{round_}-{i}") for i in range(8)]
             d = start_driver(sched, m)
-            wait_for(lambda: all("TASK_FINISHED" in sched.states(f"r{round_}-{i}") for i in range(8)), 10, "tasks")
+            wait_for(lambda s=sched, r=round_: all("TASK_FINISHED" in s.states(f"r{r}-{i}") for i in range(8)),
+                     10, "tasks")
             wait_for(lambda: len(m.get("/master/frameworks")["frameworks"][0]["completed_tasks"]) == 5, 10,
                      "five completed tasks kept")
             d.stop()
