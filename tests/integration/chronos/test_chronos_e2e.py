@@ -238,3 +238,21 @@ def _start_again(stack: ChronosStack) -> None:
         "--master", stack.master.addr, "--port", str(stack.daemon.port), "--work-dir", str(work),
         "--failure-retry", "0.5"]))
     stack.client = chronos.connect(stack.daemon.addr)
+
+
+def test_an_instant_missed_within_epsilon_runs_once_after_a_restart(stack: ChronosStack, tmp_path: Path) -> None:
+    import time
+    from datetime import UTC, datetime
+
+    runs = tmp_path / "late.txt"
+    due = time.time() + 3
+    start = datetime.fromtimestamp(due, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    stack.client.add(job("L", f"echo $CHRONOS_JOB_RUN_TIME >> {runs}", schedule=f"R1/{start}/PT1H",
+                         epsilon="PT30S"))
+    os.kill(stack.daemon.proc.pid, signal.SIGKILL)   # down before the instant comes
+    stack.daemon.proc.wait(10)
+    wait_for(lambda: time.time() > due + 2, 10, "the instant to pass while Chronos is down")
+    _start_again(stack)
+    wait_for(lambda: runs.exists() and runs.read_text().split(), 20, "the late run")
+    wait_for(lambda: stack.job("L")["successCount"] == 1, 20, "its success")
+    assert runs.read_text().split() == [str(round(due * 1000))]
