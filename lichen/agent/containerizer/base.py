@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +23,13 @@ class LaunchSpec:
     cpus: float | None = None           # cgroup limits when the host offers them
     mem_mb: float | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    # The task's (or executor's) Mesos ContainerInfo JSON, when it has one: image, network,
+    # port mappings, volumes. The process containerizer ignores it.
+    container: dict[str, Any] | None = None
+    # Whether argv came from a shell command (`["/bin/sh", "-c", cmd]`): image containerizers
+    # then run the command with the image's shell; with `shell: false` and no value they run
+    # the image's entrypoint/cmd, as Docker does.
+    shell: bool = True
 
 
 @dataclass(frozen=True, slots=True)
