@@ -698,6 +698,8 @@ class Agent:
             cpus=_scalar(task.info.get("resources"), "cpus") or None,
             mem_mb=_scalar(task.info.get("resources"), "mem") or None,
             labels={"task_id": task.task_id, "framework_id": fw.framework_id},
+            container=task.info.get("container") if isinstance(task.info.get("container"), dict) else None,
+            shell=bool(command.get("shell", True)),
         )
         try:
             await self.containerizer.launch(spec)
@@ -860,6 +862,8 @@ class Agent:
                 cpus=_scalar(ex.info.get("resources"), "cpus") or None,
                 mem_mb=_scalar(ex.info.get("resources"), "mem") or None,
                 labels={"executor_id": ex.executor_id, "framework_id": fw.framework_id},
+                container=ex.info.get("container") if isinstance(ex.info.get("container"), dict) else None,
+                shell=bool(command.get("shell", True)),
             )
             try:
                 await self.containerizer.launch(spec)
