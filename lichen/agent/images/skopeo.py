@@ -79,4 +79,4 @@ def _last_line(stderr: str) -> str:
     if not lines:
         return "no message"
     line = lines[-1]
-    return line.removeprefix("time=").split('msg="', 1)[-1].rstrip('"')[:500]
+    return line.split('msg="', 1)[-1].rstrip('"').replace('\\"', '"')[:500]

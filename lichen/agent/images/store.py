@@ -107,7 +107,9 @@ class ImageStore:
             async with asyncio.timeout(timeout):
                 return await asyncio.shield(task)
         except TimeoutError:
-            raise ImageError(f"pulling image '{key}' timed out after {timeout:g} s") from None
+            raise ImageError(
+                f"pulling image '{key}' from registry {ref.registry} timed out after {timeout:g} s"
+            ) from None
 
     def cached(self, reference: str) -> Image | None:
         """The stored image `reference` names, or None; never pulls."""
@@ -207,7 +209,9 @@ class ImageStore:
             async with asyncio.timeout_at(deadline):
                 return await self._import(layout, str(ref))
         except TimeoutError:
-            raise ImageError(f"pulling image '{ref}' timed out after {timeout:g} s") from None
+            raise ImageError(
+                f"pulling image '{ref}' from registry {ref.registry} timed out after {timeout:g} s"
+            ) from None
         finally:
             await asyncio.to_thread(shutil.rmtree, staging, True)
 
