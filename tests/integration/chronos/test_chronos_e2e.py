@@ -65,7 +65,8 @@ def job(name: str, command: str = "true", **fields: Any) -> dict[str, Any]:
 def test_scheduled_runs_ids_and_environment(stack: ChronosStack, tmp_path: Path) -> None:
     out = tmp_path / "runs.txt"
     cmd = f'echo "$mesos_task_id $CHRONOS_JOB_NAME $CHRONOS_RESOURCE_MEM $CHRONOS_JOB_RUN_ATTEMPT" >> {out}'
-    stack.client.add(job("myjob", cmd, schedule="R2//PT2S"))
+    # concurrent: a slow machine may still run the first when the second falls due.
+    stack.client.add(job("myjob", cmd, schedule="R2//PT2S", concurrent=True))
     wait_for(lambda: stack.job("myjob")["successCount"] == 2, 20, "two scheduled runs")
     lines = out.read_text().splitlines()
     assert len(lines) == 2
@@ -98,7 +99,7 @@ def test_manual_run_runs_once_and_delete_stops_the_schedule(stack: ChronosStack)
     before = len([t for t in requests.get(stack.master.url + "/master/tasks?limit=1000", timeout=5).json()["tasks"]
                   if ":gone:" in t["id"]])
     # A later scheduled job runs twice meanwhile; the deleted one never again.
-    stack.client.add(job("witness", schedule="R2//PT1S"))
+    stack.client.add(job("witness", schedule="R2//PT1S", concurrent=True))
     wait_for(lambda: stack.job("witness")["successCount"] == 2, 20, "witness runs")
     after = len([t for t in requests.get(stack.master.url + "/master/tasks?limit=1000", timeout=5).json()["tasks"]
                  if ":gone:" in t["id"]])
