@@ -30,10 +30,10 @@ GROUP = "root:x:0:\napp:x:1001:\nwheel:x:10:app,other\nnogroup:x:65534:\n"
 
 
 def spec(**changes: object) -> BundleSpec:
-    base: dict[str, object] = dict(
-        rootfs="/r", args=("/bin/true",), env=("PATH=/bin",), cwd="/", user=UserIds(0, 0),
-        sandbox="/sb", cgroups_path="/lichen/c1/ctr",
-    )
+    base: dict[str, object] = {
+        "rootfs": "/r", "args": ("/bin/true",), "env": ("PATH=/bin",), "cwd": "/",
+        "user": UserIds(0, 0), "sandbox": "/sb", "cgroups_path": "/lichen/c1/ctr",
+    }
     base.update(changes)
     return BundleSpec(**base)  # type: ignore[arg-type]
 

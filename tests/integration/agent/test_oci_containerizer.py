@@ -1,0 +1,285 @@
+"""The oci containerizer against real runc, overlayfs and cgroups (root only).
+
+Images come from `DirImages`, a second implementation of the image store's surface that
+serves a busybox layer built in a temp dir, so these tests need no registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Awaitable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from lichen.agent.containerizer import cgroups as cg
+from lichen.agent.containerizer.base import LaunchError, LaunchSpec
+from lichen.agent.containerizer.oci import OciContainerizer, _is_mounted
+
+T = TypeVar("T")
+BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("runc") is None or not Path(BUSYBOX).exists(),
+    reason="needs root, runc and busybox",
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    entrypoint: list[str] = field(default_factory=list)
+    cmd: list[str] = field(default_factory=lambda: ["sh"])
+    env: list[str] = field(default_factory=lambda: ["PATH=/bin", "FROM_IMAGE=yes"])
+    working_dir: str = ""
+    user: str = ""
+
+
+@dataclass(frozen=True)
+class DirImage:
+    layers: tuple[Path, ...]
+    config: Config
+
+
+class DirImages:
+    def __init__(self, layer: Path) -> None:
+        self.images: dict[str, DirImage] = {}
+        self.layer = layer
+        self.held: dict[str, DirImage] = {}
+
+    def add(self, name: str, config: Config) -> None:
+        self.images[name] = DirImage((self.layer,), config)
+
+    async def get(self, reference: str, force_pull: bool = False) -> DirImage:
+        if reference not in self.images:
+            raise LookupError(f"image '{reference}' not found")
+        return self.images[reference]
+
+    def acquire(self, image: DirImage, container_id: str) -> None:
+        self.held[container_id] = image
+
+    def release(self, container_id: str) -> None:
+        self.held.pop(container_id, None)
+
+
+def busybox_layer(root: Path) -> Path:
+    layer = root / "layer"
+    for d in ("bin", "etc", "proc", "sys", "dev", "tmp", "srv"):
+        (layer / d).mkdir(parents=True, exist_ok=True)
+    shutil.copy(BUSYBOX, layer / "bin" / "busybox")
+    for applet in ("sh", "echo", "cat", "id", "env", "pwd", "sleep", "dd", "ls", "true"):
+        (layer / "bin" / applet).symlink_to("busybox")
+    (layer / "etc" / "passwd").write_text("root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/:/bin/sh\n")
+    (layer / "etc" / "group").write_text("root:x:0:\napp:x:1000:\n")
+    return layer
+
+
+def run(coro: Awaitable[T]) -> T:
+    async def bounded() -> T:
+        async with asyncio.timeout(60):
+            return await coro
+
+    return asyncio.run(bounded())
+
+
+def image_container(name: str, **docker: Any) -> dict[str, Any]:
+    return {"type": "DOCKER", "docker": {"image": name, **docker}}
+
+
+@dataclass
+class Env:
+    tmp: Path
+    root: str
+    images: DirImages
+    ids: list[tuple[Path, str]] = field(default_factory=list)
+
+    def containerizer(self) -> OciContainerizer:
+        return OciContainerizer(self.tmp / "work", self.images, cgroups_root=self.root)
+
+    def spec(self, command: str | None, image: str = "busybox", **kwargs: Any) -> LaunchSpec:
+        container_id = str(uuid.uuid4())
+        sandbox = self.tmp / "sandboxes" / container_id
+        sandbox.mkdir(parents=True)
+        self.ids.append((sandbox, container_id))
+        argv = ["/bin/sh", "-c", command] if command is not None else [""]
+        container = kwargs.pop("container", image_container(image))
+        env = {"PATH": os.environ.get("PATH", "/bin"), "TASK_VAR": "1", **kwargs.pop("env", {})}
+        return LaunchSpec(container_id, sandbox, argv, env, container=container,
+                          shell=command is not None, **kwargs)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[Env]:
+    root = f"lichen-test-oci-{uuid.uuid4().hex[:8]}"
+    images = DirImages(busybox_layer(tmp_path))
+    images.add("busybox", Config())
+    e = Env(tmp_path, root, images)
+    try:
+        yield e
+    finally:
+        state = tmp_path / "work" / "oci-state"
+        for sandbox, container_id in e.ids:
+            subprocess.run(["runc", "--root", str(state), "delete", "--force", container_id],
+                           check=False, capture_output=True)
+            rootfs = sandbox / ".lichen" / "oci" / "rootfs"
+            if _is_mounted(rootfs):
+                subprocess.run(["umount", "-l", str(rootfs)], check=False)
+        cg.remove_root(root)
+        for base in Path("/sys/fs/cgroup").iterdir():
+            leftover = base / root
+            if leftover.is_dir():
+                for child in sorted(leftover.rglob("*"), reverse=True):
+                    if child.is_dir():
+                        child.rmdir()
+                leftover.rmdir()
+
+
+def launch_and_wait(env: Env, spec: LaunchSpec) -> Any:
+    async def go() -> Any:
+        c = env.containerizer()
+        await c.launch(spec)
+        try:
+            return await c.wait(spec.container_id)
+        finally:
+            await c.destroy(spec.container_id)
+
+    return run(go())
+
+
+def test_echo_lands_in_sandbox_stdout(env: Env) -> None:
+    spec = env.spec("echo hello from busybox")
+    termination = launch_and_wait(env, spec)
+    assert termination.exit_code == 0
+    assert (spec.sandbox / "stdout").read_text() == "hello from busybox\n"
+
+
+def test_exit_code_is_the_containers(env: Env) -> None:
+    termination = launch_and_wait(env, env.spec("exit 3"))
+    assert (termination.exit_code, termination.signal) == (3, None)
+    assert termination.message == "Command exited with status 3"
+
+
+def test_destroy_unmounts_and_removes_cgroups(env: Env) -> None:
+    spec = env.spec("true")
+    launch_and_wait(env, spec)
+    assert not _is_mounted(spec.sandbox / ".lichen" / "oci" / "rootfs")
+    assert not any((m / env.root / spec.container_id).exists() for m in Path("/sys/fs/cgroup").iterdir())
+    assert env.images.held == {}
+
+
+def test_image_env_workdir_and_sandbox_mount(env: Env) -> None:
+    env.images.add("cfg", Config(env=["PATH=/bin", "FROM_IMAGE=yes", "TASK_VAR=image"], working_dir="/srv"))
+    spec = env.spec('echo "$FROM_IMAGE $TASK_VAR $MESOS_SANDBOX $(pwd)" > $MESOS_SANDBOX/out', image="cfg")
+    assert launch_and_wait(env, spec).exit_code == 0
+    assert (spec.sandbox / "out").read_text() == "yes 1 /mnt/mesos/sandbox /srv\n"
+
+
+def test_user_from_image(env: Env) -> None:
+    env.images.add("app", Config(user="app"))
+    spec = env.spec("id -u; id -g", image="app")
+    assert launch_and_wait(env, spec).exit_code == 0
+    assert (spec.sandbox / "stdout").read_text() == "1000\n1000\n"
+
+
+def test_entrypoint_and_cmd_when_task_has_no_command(env: Env) -> None:
+    env.images.add("ep", Config(entrypoint=["/bin/echo"], cmd=["from", "cmd"]))
+    spec = env.spec(None, image="ep")
+    assert launch_and_wait(env, spec).exit_code == 0
+    assert (spec.sandbox / "stdout").read_text() == "from cmd\n"
+
+
+def test_agent_files_are_hidden_from_the_container(env: Env) -> None:
+    spec = env.spec("ls -A /mnt/mesos/sandbox/.lichen | wc -l; echo x > /mnt/mesos/sandbox/.lichen/status")
+    termination = launch_and_wait(env, spec)
+    assert termination.exit_code != 0           # read-only
+    assert (spec.sandbox / "stdout").read_text().split() == ["0"]
+
+
+def test_memory_limit_kills_with_oom(env: Env) -> None:
+    spec = env.spec("dd if=/dev/zero of=/dev/null bs=128M count=1", mem_mb=32)
+    termination = launch_and_wait(env, spec)
+    assert termination.oom_killed
+    assert termination.message.startswith("Memory limit exceeded")
+
+
+def test_kill_with_grace_sends_term_first(env: Env) -> None:
+    spec = env.spec("trap 'echo got-term; exit 7' TERM; echo ready; while true; do sleep 0.1; done")
+
+    async def go() -> Any:
+        c = env.containerizer()
+        await c.launch(spec)
+        try:
+            deadline = time.monotonic() + 20
+            while "ready" not in (spec.sandbox / "stdout").read_text():
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            await c.kill(spec.container_id, 5.0)
+            return await c.wait(spec.container_id)
+        finally:
+            await c.destroy(spec.container_id)
+
+    termination = run(go())
+    assert termination.exit_code == 7
+    assert "got-term" in (spec.sandbox / "stdout").read_text()
+
+
+def test_kill_escalates_to_sigkill(env: Env) -> None:
+    spec = env.spec("trap '' TERM; echo ready; while true; do sleep 0.1; done")
+
+    async def go() -> Any:
+        c = env.containerizer()
+        await c.launch(spec)
+        try:
+            deadline = time.monotonic() + 20
+            while "ready" not in (spec.sandbox / "stdout").read_text():
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            await c.kill(spec.container_id, 0.3)
+            return await c.wait(spec.container_id)
+        finally:
+            await c.destroy(spec.container_id)
+
+    termination = run(go())
+    assert termination.signal == 9
+
+
+def test_recover_after_restart_keeps_running_container(env: Env) -> None:
+    spec = env.spec("echo ready; sleep 1; echo done")
+
+    async def go() -> Any:
+        await env.containerizer().launch(spec)       # that containerizer is "the old agent"
+        c = env.containerizer()
+        try:
+            assert await c.recover({spec.container_id: spec.sandbox}) == {spec.container_id}
+            return await c.wait(spec.container_id)
+        finally:
+            await c.destroy(spec.container_id)
+
+    termination = run(go())
+    assert termination.exit_code == 0
+    assert (spec.sandbox / "stdout").read_text() == "ready\ndone\n"
+
+
+def test_unknown_image_fails_launch_cleanly(env: Env) -> None:
+    spec = env.spec("true", image="nope")
+    with pytest.raises(LaunchError, match="'nope'"):
+        run(env.containerizer().launch(spec))
+
+
+def test_bridge_network_is_refused_for_now(env: Env) -> None:
+    spec = env.spec("true", container=image_container("busybox", network="BRIDGE"))
+    with pytest.raises(LaunchError, match="BRIDGE"):
+        run(env.containerizer().launch(spec))
+    assert not _is_mounted(spec.sandbox / ".lichen" / "oci" / "rootfs")
+
+
+def test_none_network_has_only_loopback(env: Env) -> None:
+    spec = env.spec("ls /sys/class/net", container=image_container("busybox", network="NONE"))
+    assert launch_and_wait(env, spec).exit_code == 0
+    assert (spec.sandbox / "stdout").read_text().split() == ["lo"]
