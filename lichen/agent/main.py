@@ -7,6 +7,7 @@ work dir recovers them.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import signal
 from pathlib import Path
@@ -14,6 +15,8 @@ from pathlib import Path
 from aiohttp import web
 
 from lichen.agent.agent import Agent
+from lichen.agent.containerizer.base import Containerizer
+from lichen.agent.containerizer.composite import CompositeContainerizer
 from lichen.agent.containerizer.process import ProcessContainerizer
 from lichen.agent.detect import detect_resource_text, parse_attributes
 from lichen.agent.flags import AgentFlags
@@ -50,6 +53,43 @@ async def _serve_on_remembered_port(
     return bound
 
 
+def build_containerizer(flags: AgentFlags, work_dir: Path) -> CompositeContainerizer:
+    """The containerizers `--containerizers` names, behind one that routes each container."""
+    names = [n.strip() for n in flags.containerizers.split(",") if n.strip()]
+    unknown = sorted(set(names) - {"process", "oci", "docker"})
+    if unknown:
+        raise SystemExit(f"unknown containerizers {unknown} (known: process, oci, docker)")
+    chosen: dict[str, Containerizer] = {}
+    if "process" in names:
+        chosen["process"] = ProcessContainerizer(work_dir, cgroups_root=flags.cgroups_root)
+    if "oci" in names:
+        from lichen.agent.containerizer.oci import OciContainerizer
+        from lichen.agent.images.store import ImageStore
+
+        store = ImageStore(
+            work_dir / "images",
+            budget_bytes=flags.image_store_budget,
+            registry_config=flags.registry_config,
+            insecure_registries=[r.strip() for r in flags.insecure_registries.split(",") if r.strip()],
+        )
+        chosen["oci"] = OciContainerizer(
+            work_dir, store, runtime=flags.oci_runtime, cgroups_root=flags.cgroups_root,
+            allow_privileged=flags.allow_privileged,
+        )
+    if "docker" in names:
+        try:
+            docker = importlib.import_module("lichen.agent.containerizer.docker")
+        except ImportError:
+            log.warning("the docker containerizer is not available in this build; skipping it")
+        else:
+            chosen["docker"] = docker.DockerContainerizer(
+                work_dir, socket=flags.docker_socket, allow_privileged=flags.allow_privileged,
+            )
+    if not chosen:
+        raise SystemExit("no containerizer to run (--containerizers)")
+    return CompositeContainerizer(chosen)
+
+
 def run(flags: AgentFlags) -> None:
     """The CLI's entry point: blocks until the agent is told to stop."""
     try:
@@ -69,7 +109,7 @@ async def serve_agent(flags: AgentFlags, stop: asyncio.Event | None = None) -> N
             pass
     work_dir = Path(flags.work_dir).resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
-    containerizer = ProcessContainerizer(work_dir, cgroups_root=flags.cgroups_root)
+    containerizer = build_containerizer(flags, work_dir)
     agent = Agent(flags, containerizer)
     agent.resources = Resources.parse(detect_resource_text(flags.resources, work_dir))
     agent.attributes = parse_attributes(flags.attributes)

@@ -68,7 +68,7 @@ class ImageLike(Protocol):
 class ImageSource(Protocol):
     """The image store's surface this containerizer uses (lichen/agent/images/store.py)."""
 
-    async def get(self, reference: str, force_pull: bool = False) -> Any:
+    async def get(self, reference: str, *, force_pull: bool = False) -> Any:
         """The image, pulled or loaded when needed. Raises ImageError with a message."""
 
     def acquire(self, image: Any, container_id: str) -> Any:
