@@ -4,10 +4,13 @@
     files_layer(files, whiteouts=..., opaque_dirs=...)   a layer tar of given files/whiteouts
     build_image(layout, tag, layers, entrypoint=..., cmd=..., env=..., working_dir=..., user=...)
                                           add an image to an OCI layout dir; returns its id
+    build_index(layout, tag, {"amd64": tag1, "arm64": tag2})   a manifest list of those images
+    host_arch()                           "amd64", "arm64": the host's platform architecture
     busybox_image(layout, tag, extra_layers=(), **config)   the busybox layer (+ extras)
     copy_image(source, dest, *args)       `skopeo copy`, e.g. to a docker-archive: tarball
     start_registry(work_dir, auth=None) -> Registry     Debian's docker-registry on loopback
-    registry.push(layout, tag, "repo:tag")              skopeo copy oci:... docker://...
+    registry.push(layout, tag, "repo:tag", *args)       skopeo copy oci:... docker://... (args:
+                                                        "--all" for a manifest list)
     registry.stop()                                     (or use it as a context manager)
     write_auth_config(path, registry.addr, user, password)   a Docker-style config.json
 
@@ -45,8 +48,17 @@ PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _GOARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 
 __all__ = [
-    "APPLETS", "Registry", "build_image", "busybox_image", "busybox_layer", "copy_image",
-    "files_layer", "start_registry", "write_auth_config",
+    "APPLETS",
+    "Registry",
+    "build_image",
+    "build_index",
+    "busybox_image",
+    "busybox_layer",
+    "copy_image",
+    "files_layer",
+    "host_arch",
+    "start_registry",
+    "write_auth_config",
 ]
 
 
@@ -121,7 +133,7 @@ class _Tar:
 def build_image(
     layout: Path, tag: str, layers: Sequence[bytes], *,
     entrypoint: Sequence[str] = (), cmd: Sequence[str] = ("sh",), env: Sequence[str] = (PATH,),
-    working_dir: str = "", user: str = "", compress: bool = True,
+    working_dir: str = "", user: str = "", compress: bool = True, architecture: str | None = None,
 ) -> str:
     """Add an image of `layers` (uncompressed tars, lowest first) tagged `tag` to the OCI
     layout dir `layout` (created when missing; an image with the same tag is replaced).
@@ -134,7 +146,7 @@ def build_image(
         media = "application/vnd.oci.image.layer.v1.tar" + ("+gzip" if compress else "")
         layer_descriptors.append(_put_blob(layout, blob, media))
     config = {
-        "architecture": _GOARCH.get(platform.machine(), platform.machine()), "os": "linux",
+        "architecture": architecture or host_arch(), "os": "linux",
         "config": {"Entrypoint": list(entrypoint) or None, "Cmd": list(cmd) or None,
                    "Env": list(env), "WorkingDir": working_dir, "User": user},
         "rootfs": {"type": "layers", "diff_ids": [_digest(tar) for tar in layers]},
@@ -157,6 +169,30 @@ def build_image(
     ] + [descriptor]
     index_path.write_text(json.dumps(index))
     return str(config_descriptor["digest"])
+
+
+def build_index(layout: Path, tag: str, platform_tags: Mapping[str, str]) -> None:
+    """Tag as `tag` an image index (manifest list) of images already in `layout`:
+    `platform_tags` maps an architecture ("amd64") to the tag of its linux image."""
+    index_path = layout / "index.json"
+    index = json.loads(index_path.read_text())
+    by_tag = {m["annotations"]["org.opencontainers.image.ref.name"]: m for m in index["manifests"]}
+    manifests = [
+        {"mediaType": by_tag[t]["mediaType"], "digest": by_tag[t]["digest"], "size": by_tag[t]["size"],
+         "platform": {"os": "linux", "architecture": arch}}
+        for arch, t in platform_tags.items()
+    ]
+    index_type = "application/vnd.oci.image.index.v1+json"
+    descriptor = _put_blob(
+        layout, _json({"schemaVersion": 2, "mediaType": index_type, "manifests": manifests}), index_type)
+    descriptor["annotations"] = {"org.opencontainers.image.ref.name": tag}
+    index["manifests"] = [m for t, m in by_tag.items() if t != tag] + [descriptor]
+    index_path.write_text(json.dumps(index))
+
+
+def host_arch() -> str:
+    """The host's architecture as image platforms spell it ("amd64", "arm64")."""
+    return _GOARCH.get(platform.machine(), platform.machine())
 
 
 def busybox_image(layout: Path, tag: str = "latest", *, extra_layers: Sequence[bytes] = (),
@@ -197,9 +233,10 @@ class Registry:
     log_path: Path
     auth: tuple[str, str] | None = None
 
-    def push(self, layout: Path, tag: str, name: str) -> None:
-        """Push the image tagged `tag` in `layout` as `name` ("repo:tag") to this registry."""
-        args = ["--dest-tls-verify=false"]
+    def push(self, layout: Path, tag: str, name: str, *extra: str) -> None:
+        """Push the image tagged `tag` in `layout` as `name` ("repo:tag") to this registry,
+        with `extra` skopeo copy flags ("--all" pushes every image of a manifest list)."""
+        args = ["--dest-tls-verify=false", *extra]
         if self.auth is not None:
             args += ["--dest-creds", f"{self.auth[0]}:{self.auth[1]}"]
         copy_image(f"oci:{layout}:{tag}", f"docker://{self.addr}/{name}", *args)

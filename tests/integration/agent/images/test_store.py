@@ -21,10 +21,12 @@ from tests.integration.agent.images.conftest import PASSWORD, USER
 from tests.support.images import (
     Registry,
     build_image,
+    build_index,
     busybox_image,
     busybox_layer,
     copy_image,
     files_layer,
+    host_arch,
     start_registry,
     write_auth_config,
 )
@@ -66,6 +68,22 @@ def test_pull_gives_the_image_config_and_its_unpacked_layers(
     assert stat.S_IMODE((rootfs / "tmp").stat().st_mode) == 0o1777
     assert image.size >= (rootfs / "bin" / "busybox").stat().st_size
     assert list((tmp_path / "store" / "tmp").iterdir()) == []
+
+
+def test_a_manifest_list_gives_the_image_for_the_host_platform(
+    tmp_path: Path, registry: Registry, layout: Path
+) -> None:
+    other = "s390x" if host_arch() != "s390x" else "amd64"
+    mine = busybox_image(layout, "mine", extra_layers=[files_layer({"arch": host_arch().encode()})])
+    busybox_image(layout, "other", extra_layers=[files_layer({"arch": other.encode()})],
+                  architecture=other)
+    build_index(layout, "multi", {other: "other", host_arch(): "mine"})
+    registry.push(layout, "multi", "multi:v1", "--all")
+
+    image = run(ImageStore(tmp_path / "store").get(f"{registry.addr}/multi:v1"))
+
+    assert image.id == mine
+    assert (image.layers[1] / "arch").read_text() == host_arch()
 
 
 def test_a_second_get_answers_from_the_store_without_the_registry(
