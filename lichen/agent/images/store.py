@@ -262,8 +262,15 @@ class ImageStore:
             if final.is_dir():
                 return int(_read_json(final / "layer.json")["size"])
             staging = Path(tempfile.mkdtemp(dir=self._tmp, prefix="layer-"))
+            work = asyncio.ensure_future(asyncio.to_thread(self._unpack, blob, staging, final))
             try:
-                size = await asyncio.to_thread(self._unpack, blob, staging, final)
+                size = await asyncio.shield(work)
+            except asyncio.CancelledError:
+                # A thread cannot be stopped: let it finish (it renames a complete layer
+                # into place or fails) before its staging dir is removed under it.
+                with contextlib.suppress(Exception):
+                    await work
+                raise
             finally:
                 await asyncio.to_thread(shutil.rmtree, staging, True)
         return size
