@@ -1198,6 +1198,10 @@ def _argv(command: dict[str, Any]) -> list[str]:
     if command.get("shell", True):
         return ["/bin/sh", "-c", value]
     args = [str(a) for a in command.get("arguments", []) or []]
+    if not value:
+        # No value: an image's entrypoint runs with `arguments` (Docker's CMD), as Mesos does
+        # for containers; image containerizers read ["", *arguments].
+        return ["", *args]
     # Mesos execs `value` with `arguments` as the whole argv (arguments[0] is argv[0]).
     return [value, *args[1:]] if args else [value]
 

@@ -1028,6 +1028,8 @@ def _task_info(app: AppDefinition, inst: Instance, offer: dict[str, Any],
     command: dict[str, Any] = {"environment": {"variables": [{"name": k, "value": v} for k, v in env.items()]}}
     if app.cmd is not None:
         command.update(value=app.cmd, shell=True)
+    elif app.args and app.docker_image:
+        command.update(arguments=list(app.args), shell=False)   # the image's entrypoint gets the args
     elif app.args:
         command.update(value=app.args[0], arguments=list(app.args), shell=False)
     else:
