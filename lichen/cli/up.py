@@ -25,6 +25,7 @@ import ctypes
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -141,6 +142,7 @@ def kill_tasks(root: Path, grace: float = TASK_STOP_GRACE) -> list[int]:
 
     Returns the pids signalled. Blocking; safe to call when there is nothing to kill.
     """
+    _delete_oci_containers(root)
     signalled: set[int] = set()
     kill_at = time.monotonic() + grace
     give_up_at = kill_at + 10.0      # a process that outlives SIGKILL this long is not ours to wait for
@@ -157,7 +159,35 @@ def kill_tasks(root: Path, grace: float = TASK_STOP_GRACE) -> list[int]:
     for d in _container_cgroups(root):
         with contextlib.suppress(OSError):
             d.rmdir()                    # the agent would have, had it seen the task end
+    _unmount_under(root)
     return sorted(signalled)
+
+
+def _delete_oci_containers(root: Path) -> None:
+    """Image containers outlive a SIGKILLed `runc run`: delete them through runc itself."""
+    runc = shutil.which("runc")
+    if runc is None:
+        return
+    for state in root.rglob("oci-state"):
+        if not state.is_dir():
+            continue
+        for entry in state.iterdir():
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                subprocess.run([runc, "--root", str(state), "delete", "--force", entry.name],
+                               check=False, capture_output=True, timeout=30)
+
+
+def _unmount_under(root: Path) -> None:
+    """Lazily unmount whatever the agents mounted below `root` (container rootfs overlays)."""
+    prefix = str(root.resolve()) + "/"
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return
+    targets = [line.split()[4] for line in lines if line.split()[4].startswith(prefix)]
+    for target in sorted(targets, key=len, reverse=True):
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(["umount", "-l", target], check=False, capture_output=True, timeout=30)
 
 
 def _running_task_groups(root: Path) -> set[int]:

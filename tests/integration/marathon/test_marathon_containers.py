@@ -1,0 +1,50 @@
+"""A Marathon app naming a Docker image runs on the agents' `oci` containerizer: the image
+is pulled from a registry on loopback and run by runc."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.integration.marathon.stack import Stack, sandbox_file
+from tests.support import wait_for
+from tests.support.images import Registry, busybox_image, start_registry
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[Registry]:
+    with start_registry(tmp_path / "registry") as reg:
+        layout = tmp_path / "layout"
+        busybox_image(layout, "1", env=["GREETING=hello-from-image"])
+        reg.push(layout, "1", "tools/busybox:1")
+        yield reg
+
+
+@pytest.mark.parametrize("container_type", ["MESOS", "DOCKER"])
+def test_app_with_an_image_runs_in_a_container(stack: Stack, registry: Registry, container_type: str) -> None:
+    image = f"{registry.addr}/tools/busybox:1"
+    container = ({"type": "MESOS", "docker": {"image": image}} if container_type == "MESOS"
+                 else {"type": "DOCKER", "docker": {"image": image}})
+    app = {"id": "/boxed", "instances": 2, "cpus": 0.1, "mem": 32, "container": container,
+           "cmd": 'echo "$GREETING from $MARATHON_APP_ID in $(cat /etc/hostname 2>/dev/null || echo box)"; '
+                  "mkdir -p /tmp/www && echo ok > /tmp/www/index.html && exec httpd -f -p $PORT0 -h /tmp/www",
+           "portDefinitions": [{"port": 0}],
+           "healthChecks": [{"protocol": "HTTP", "portIndex": 0, "intervalSeconds": 1, "gracePeriodSeconds": 30}]}
+    r = requests.post(stack.marathon.url + "/v2/apps", json=app, timeout=10)
+    assert r.status_code == 201, r.text
+
+    def healthy() -> bool:
+        a = requests.get(stack.marathon.url + "/v2/apps/boxed", timeout=5).json()["app"]
+        return a["tasksHealthy"] == 2 and not a["deployments"]
+
+    wait_for(healthy, 90, "two healthy container instances")
+    tasks = requests.get(stack.marathon.url + "/v2/apps/boxed/tasks", timeout=5).json()["tasks"]
+    for task in tasks:
+        assert requests.get(f"http://127.0.0.1:{task['ports'][0]}/", timeout=5).text == "ok\n"
+        out = wait_for(lambda t=task: sandbox_file(stack, t["id"]), 20, "output")
+        assert out.startswith("hello-from-image from /boxed")
+    requests.delete(stack.marathon.url + "/v2/apps/boxed", timeout=10)
+    wait_for(lambda: not requests.get(stack.marathon.url + "/v2/apps", timeout=5).json()["apps"], 60, "removed")
