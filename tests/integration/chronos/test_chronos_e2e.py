@@ -257,3 +257,20 @@ def test_an_instant_missed_within_epsilon_runs_once_after_a_restart(stack: Chron
     wait_for(lambda: runs.exists() and runs.read_text().split(), 20, "the late run")
     wait_for(lambda: stack.job("L")["successCount"] == 1, 20, "its success")
     assert runs.read_text().split() == [str(round(due * 1000))]
+
+
+def test_a_job_with_a_container_runs_in_its_image(stack: ChronosStack, tmp_path: Path) -> None:
+    from tests.support.images import busybox_image, start_registry
+
+    with start_registry(tmp_path / "registry") as registry:
+        layout = tmp_path / "layout"
+        busybox_image(layout, "1", env=["GREETING=hello-from-image"])
+        registry.push(layout, "1", "jobs/busybox:1")
+        out = tmp_path / "boxed-out"
+        out.mkdir()
+        stack.client.add(job("boxed", 'echo "$GREETING $CHRONOS_JOB_NAME" > /out/said', container={
+            "type": "DOCKER", "image": f"{registry.addr}/jobs/busybox:1", "network": "HOST",
+            "volumes": [{"containerPath": "/out", "hostPath": str(out), "mode": "RW"}]}))
+        stack.client.run("boxed")
+        wait_for(lambda: stack.job("boxed")["successCount"] == 1, 60, "the containerized run")
+        assert (out / "said").read_text() == "hello-from-image boxed\n"
