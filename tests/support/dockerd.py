@@ -2,7 +2,7 @@
 
     engine = start_dockerd(tmp_dir)        # returns once the socket answers /_ping
     engine.socket                          # "unix:///.../docker.sock"
-    engine.load_busybox("lichen-test/busybox:latest", **config)   # see tests/support/images.py
+    engine.load_busybox("lichen-test/busybox:latest", entrypoint=..., cmd=...)   # see tests/support/images.py
     engine.stop()                          # SIGTERM, SIGKILL after a deadline; removes docker0
 
 Everything the engine keeps (images, containers, its own containerd's state) lives under
@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,13 +45,13 @@ class DockerEngine:
     def socket(self) -> str:
         return f"unix://{self.socket_path}"
 
-    def load_busybox(self, tag: str, **config: object) -> None:
+    def load_busybox(self, tag: str, *, entrypoint: Sequence[str] = (), cmd: Sequence[str] = ("sh",)) -> None:
         """Build a busybox image (OCI layout), convert it to a `docker save` tar, load it."""
         import docker
 
         work = self.root / "images" / tag.replace("/", "_").replace(":", "_")
         work.mkdir(parents=True, exist_ok=True)
-        busybox_image(work / "layout", "latest", **config)
+        busybox_image(work / "layout", "latest", entrypoint=entrypoint, cmd=cmd)
         archive = work / "image.tar"
         copy_image(f"oci:{work / 'layout'}:latest", f"docker-archive:{archive}:{tag}")
         client = docker.DockerClient(base_url=self.socket, version="auto")
