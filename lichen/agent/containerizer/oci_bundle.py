@@ -87,6 +87,7 @@ class BundleSpec:
     sandbox: str
     cgroups_path: str
     network: str = "HOST"
+    network_namespace: str | None = None  # a namespace to join (BRIDGE), else a new one
     hostname: str | None = None
     volumes: tuple[Volume, ...] = ()
     extra_binds: tuple[Volume, ...] = ()  # /etc/resolv.conf, /etc/hosts, ...
@@ -301,7 +302,7 @@ def build_config(spec: BundleSpec) -> dict[str, Any]:
     }
     namespaces = [{"type": t} for t in ("pid", "ipc", "mount")]
     if spec.network != "HOST":
-        namespaces.append({"type": "network"})
+        namespaces.append({"type": "network", **({"path": spec.network_namespace} if spec.network_namespace else {})})
         namespaces.append({"type": "uts"})        # as Docker: --net=host shares the hostname too
     linux: dict[str, Any] = {
         "namespaces": namespaces,

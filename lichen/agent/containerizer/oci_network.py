@@ -1,0 +1,405 @@
+"""BRIDGE networking for the `oci` containerizer: a network namespace per container, a veth
+pair to a host bridge, host ports forwarded by a userland proxy (no iptables).
+
+The pure part decides: which port mappings a ContainerInfo asks for, which subnet the
+bridge uses (one that clashes with none of the host's), which address a container gets
+from the pool, and the names of its namespace and veth devices (`NetworkPlan`).
+
+The shell part acts: `BridgeNetwork` creates the bridge on demand, the namespace and the
+veth pair (`ip` commands), under a file lock that also guards the address pool; the last
+container to go removes the bridge. `PortProxies` runs one asyncio TCP server per mapping
+inside the agent process, forwarding `0.0.0.0:host_port` to `address:container_port`; the
+containerizer starts them at launch and again at recovery, and stops them at destroy.
+
+Layout of the pool (host-wide, one per bridge, since every agent on the host shares the
+bridge): `<state_dir>/<bridge>.json` = {"subnet": "172.31.0.0/16", "leases": {id: index}}
+and `<state_dir>/<bridge>.lock`. A lease whose namespace no longer exists is stale (its
+agent died and its work dir went) and is reclaimed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import hashlib
+import ipaddress
+import json
+import logging
+import os
+import subprocess
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BRIDGE = "lichen0"
+DEFAULT_STATE_DIR = Path("/run/lichen/network")
+NETNS_DIR = Path("/var/run/netns")
+# Tried in order; the first that overlaps none of the host's networks is the bridge's.
+SUBNET_CANDIDATES = ("172.31.0.0/16", "172.30.0.0/16", "10.231.0.0/16", "192.168.231.0/24")
+CONTAINER_IFACE = "eth0"
+IP_TIMEOUT = 10.0
+_PROTOCOLS = ("tcp", "udp")
+
+
+class NetworkError(Exception):
+    """The network cannot be planned or set up; says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class PortMapping:
+    host_port: int
+    container_port: int
+    protocol: str = "tcp"
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkPlan:
+    container_id: str
+    bridge: str
+    subnet: str                 # "172.31.0.0/16"
+    gateway: str                # the bridge's address, the container's default route
+    address: str                # the container's
+    netns: str                  # the namespace's name under /var/run/netns
+    host_veth: str              # the host's end, enslaved to the bridge
+    peer_veth: str              # the container's end before it is renamed eth0
+    mappings: tuple[PortMapping, ...] = ()
+
+    @property
+    def prefixlen(self) -> int:
+        return ipaddress.ip_network(self.subnet).prefixlen
+
+    @property
+    def netns_path(self) -> str:
+        return str(NETNS_DIR / self.netns)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> NetworkPlan:
+        fields = dict(data)
+        fields["mappings"] = tuple(PortMapping(**m) for m in data.get("mappings") or ())
+        return NetworkPlan(**fields)
+
+
+# -- pure --------------------------------------------------------------------------------------
+
+
+def port_mappings(container: Mapping[str, Any]) -> tuple[PortMapping, ...]:
+    """`docker.port_mappings` of a Mesos ContainerInfo; "tcp,udp" gives one of each."""
+    found: list[PortMapping] = []
+    for i, m in enumerate((container.get("docker") or {}).get("port_mappings") or []):
+        try:
+            host_port, container_port = int(m["host_port"]), int(m["container_port"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise NetworkError(f"port mapping {i} needs integer host_port and container_port") from e
+        if not (0 < host_port < 65536 and 0 < container_port < 65536):
+            raise NetworkError(f"port mapping {i}: ports must be within 1-65535")
+        for protocol in str(m.get("protocol") or "tcp").lower().split(","):
+            if protocol not in _PROTOCOLS:
+                raise NetworkError(f"port mapping {i}: unknown protocol '{protocol}'")
+            found.append(PortMapping(host_port, container_port, protocol))
+    seen = [(m.host_port, m.protocol) for m in found]
+    if len(seen) != len(set(seen)):
+        raise NetworkError("two port mappings use the same host port")
+    return tuple(found)
+
+
+def choose_subnet(host_networks: Iterable[str], candidates: Iterable[str] = SUBNET_CANDIDATES) -> str:
+    """The first candidate overlapping none of the host's networks (default route aside)."""
+    taken = [ipaddress.ip_network(n, strict=False) for n in host_networks]
+    taken = [n for n in taken if n.version == 4 and n.prefixlen > 0]
+    for candidate in candidates:
+        net = ipaddress.ip_network(candidate)
+        if not any(net.overlaps(t) for t in taken):
+            return str(net)
+    raise NetworkError("every candidate subnet for the bridge clashes with the host's networks")
+
+
+def pool_size(subnet: str) -> int:
+    """Addresses for containers: all but the network, the gateway (.1) and broadcast."""
+    return max(0, ipaddress.ip_network(subnet).num_addresses - 3)
+
+
+def gateway(subnet: str) -> str:
+    return str(ipaddress.ip_network(subnet).network_address + 1)
+
+
+def address(subnet: str, index: int) -> str:
+    if not 0 <= index < pool_size(subnet):
+        raise NetworkError(f"address index {index} is outside {subnet}")
+    return str(ipaddress.ip_network(subnet).network_address + 2 + index)
+
+
+def allocate(leases: Mapping[str, int], container_id: str, size: int) -> int:
+    """The container's index: the one it holds, else the lowest free one."""
+    if container_id in leases:
+        return leases[container_id]
+    used = set(leases.values())
+    for index in range(size):
+        if index not in used:
+            return index
+    raise NetworkError(f"the bridge's address pool is exhausted ({size} containers)")
+
+
+def device_names(container_id: str, bridge: str) -> tuple[str, str, str]:
+    """(netns, host veth, peer veth); interface names must fit in 15 characters."""
+    h = hashlib.sha256(f"{bridge}/{container_id}".encode()).hexdigest()[:10]
+    return f"lichen-{h}", f"lv{h}", f"lp{h}"
+
+
+def make_plan(container_id: str, bridge: str, subnet: str, index: int,
+              mappings: tuple[PortMapping, ...]) -> NetworkPlan:
+    netns, host_veth, peer_veth = device_names(container_id, bridge)
+    return NetworkPlan(container_id, bridge, subnet, gateway(subnet), address(subnet, index),
+                       netns, host_veth, peer_veth, mappings)
+
+
+def save_plan(path: Path, plan: NetworkPlan) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(plan.to_json(), indent=1))
+    os.replace(tmp, path)
+
+
+def load_plan(path: Path) -> NetworkPlan | None:
+    try:
+        return NetworkPlan.from_json(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+# -- the shell: namespaces, veths, the bridge --------------------------------------------------
+
+
+class BridgeNetwork:
+    def __init__(self, bridge: str = DEFAULT_BRIDGE, *, subnet: str | None = None,
+                 state_dir: Path = DEFAULT_STATE_DIR) -> None:
+        if not 0 < len(bridge) <= 15:
+            raise ValueError(f"bad bridge name '{bridge}'")
+        self.bridge = bridge
+        self.subnet = subnet
+        self.state_dir = Path(state_dir)
+
+    @property
+    def _pool_file(self) -> Path:
+        return self.state_dir / f"{self.bridge}.json"
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[dict[str, Any]]:
+        """The pool, read under the lock; written back when the block ends normally."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.state_dir / f"{self.bridge}.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                pool: dict[str, Any]
+                try:
+                    pool = json.loads(self._pool_file.read_text())
+                except (OSError, ValueError):
+                    pool = {}
+                pool.setdefault("leases", {})
+                yield pool
+                if pool["leases"]:
+                    tmp = self._pool_file.with_name(f".{self._pool_file.name}.tmp")
+                    tmp.write_text(json.dumps(pool, indent=1))
+                    os.replace(tmp, self._pool_file)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        self._pool_file.unlink()
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def setup(self, container_id: str, mappings: tuple[PortMapping, ...]) -> NetworkPlan:
+        """Blocking: the bridge (if missing), an address, the namespace and the veth pair.
+        Raises NetworkError and leaves nothing of this container behind when it does."""
+        with self._locked() as pool:
+            leases: dict[str, int] = pool["leases"]
+            for stale in [c for c in leases
+                          if c != container_id and not (NETNS_DIR / device_names(c, self.bridge)[0]).exists()]:
+                del leases[stale]
+            if not leases or "subnet" not in pool:
+                pool["subnet"] = self.subnet or _bridge_subnet(self.bridge) or choose_subnet(
+                    _host_networks(exclude=self.bridge))
+            subnet = pool["subnet"]
+            index = allocate(leases, container_id, pool_size(subnet))
+            plan = make_plan(container_id, self.bridge, subnet, index, mappings)
+            try:
+                self._ensure_bridge(subnet)
+                _create(plan)
+            except NetworkError:
+                _destroy(plan)
+                if not leases:
+                    _ip("link", "del", self.bridge, check=False)
+                raise
+            leases[container_id] = index
+        return plan
+
+    def teardown(self, plan: NetworkPlan) -> None:
+        """Blocking: remove the veth pair and the namespace, free the address, and remove the
+        bridge when no container uses it any more. Safe to call twice."""
+        with self._locked() as pool:
+            _destroy(plan)
+            pool["leases"].pop(plan.container_id, None)
+            if not pool["leases"]:
+                _ip("link", "del", plan.bridge, check=False)
+
+    def _ensure_bridge(self, subnet: str) -> None:
+        if _ip("link", "show", self.bridge, check=False) != 0:
+            _ip("link", "add", self.bridge, "type", "bridge")
+        cidr = f"{gateway(subnet)}/{ipaddress.ip_network(subnet).prefixlen}"
+        if _bridge_subnet(self.bridge) != subnet:
+            _ip("addr", "replace", cidr, "dev", self.bridge)
+        _ip("link", "set", self.bridge, "up")
+
+
+def _create(plan: NetworkPlan) -> None:
+    ns = plan.netns
+    _ip("netns", "add", ns)
+    _ip("link", "add", plan.host_veth, "type", "veth", "peer", "name", plan.peer_veth)
+    _ip("link", "set", plan.peer_veth, "netns", ns)
+    _ip("link", "set", plan.host_veth, "master", plan.bridge)
+    _ip("link", "set", plan.host_veth, "up")
+    _ip("-n", ns, "link", "set", "lo", "up")
+    _ip("-n", ns, "link", "set", plan.peer_veth, "name", CONTAINER_IFACE)
+    _ip("-n", ns, "addr", "add", f"{plan.address}/{plan.prefixlen}", "dev", CONTAINER_IFACE)
+    _ip("-n", ns, "link", "set", CONTAINER_IFACE, "up")
+    _ip("-n", ns, "route", "add", "default", "via", plan.gateway)
+
+
+def _destroy(plan: NetworkPlan) -> None:
+    # Deleting either end of a veth pair deletes both; the namespace holds the peer.
+    _ip("link", "del", plan.host_veth, check=False)
+    if (NETNS_DIR / plan.netns).exists():
+        _ip("netns", "del", plan.netns, check=False)
+
+
+def _ip(*args: str, check: bool = True) -> int:
+    try:
+        result = subprocess.run(["ip", *args], check=False, capture_output=True, text=True,
+                                timeout=IP_TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        if check:
+            raise NetworkError(f"ip {' '.join(args)}: {e}") from e
+        return -1
+    if check and result.returncode != 0:
+        raise NetworkError(f"ip {' '.join(args)}: {result.stderr.strip()}")
+    return result.returncode
+
+
+def _ip_json(*args: str) -> list[dict[str, Any]]:
+    try:
+        result = subprocess.run(["ip", "-j", *args], check=False, capture_output=True, text=True,
+                                timeout=IP_TIMEOUT)
+        data = json.loads(result.stdout or "[]")
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return []
+    return data if isinstance(data, list) else []
+
+
+def _host_networks(exclude: str) -> list[str]:
+    nets = []
+    for route in _ip_json("-4", "route", "show", "table", "all"):
+        dst = route.get("dst")
+        if route.get("dev") == exclude or not dst or dst == "default":
+            continue
+        with contextlib.suppress(ValueError):
+            nets.append(str(ipaddress.ip_network(dst, strict=False)))
+    for link in _ip_json("-4", "addr", "show"):
+        if link.get("ifname") == exclude:
+            continue
+        for a in link.get("addr_info") or []:
+            with contextlib.suppress(ValueError, KeyError):
+                nets.append(str(ipaddress.ip_network(f"{a['local']}/{a['prefixlen']}", strict=False)))
+    return nets
+
+
+def _bridge_subnet(bridge: str) -> str | None:
+    for link in _ip_json("-4", "addr", "show", "dev", bridge):
+        for a in link.get("addr_info") or []:
+            with contextlib.suppress(ValueError, KeyError):
+                return str(ipaddress.ip_network(f"{a['local']}/{a['prefixlen']}", strict=False))
+    return None
+
+
+# -- the shell: port forwarding ----------------------------------------------------------------
+
+
+class PortProxies:
+    """Userland TCP forwarding, one asyncio server per mapping, grouped by container."""
+
+    def __init__(self, bind: str = "0.0.0.0") -> None:
+        self.bind = bind
+        self._servers: dict[str, list[asyncio.AbstractServer]] = {}
+        self._connections: dict[str, set[asyncio.Task[None]]] = {}
+
+    def running(self, container_id: str) -> bool:
+        return container_id in self._servers
+
+    async def start(self, plan: NetworkPlan) -> None:
+        """Listen on every host port of `plan`. Raises NetworkError (nothing left listening)."""
+        await self.stop(plan.container_id)
+        servers: list[asyncio.AbstractServer] = []
+        tasks: set[asyncio.Task[None]] = set()
+        try:
+            for m in plan.mappings:
+                if m.protocol != "tcp":
+                    raise NetworkError(f"{m.protocol} port mappings are not supported yet (host port {m.host_port})")
+                servers.append(await asyncio.start_server(
+                    self._handler(plan.address, m.container_port, tasks),
+                    self.bind, m.host_port, reuse_address=True))
+        except (OSError, NetworkError) as e:
+            for s in servers:
+                s.close()
+            if isinstance(e, NetworkError):
+                raise
+            raise NetworkError(f"cannot listen on a host port of {plan.container_id}: {e}") from e
+        self._servers[plan.container_id] = servers
+        self._connections[plan.container_id] = tasks
+
+    async def stop(self, container_id: str) -> None:
+        """Close the listeners and every forwarded connection. Safe to call twice."""
+        for server in self._servers.pop(container_id, []):
+            server.close()
+        tasks = self._connections.pop(container_id, set())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def stop_all(self) -> None:
+        for container_id in list(self._servers):
+            await self.stop(container_id)
+
+    def _handler(self, host: str, port: int, tasks: set[asyncio.Task[None]]) -> Any:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            tasks.add(task)
+            try:
+                try:
+                    up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(host, port), IP_TIMEOUT)
+                except (OSError, TimeoutError):
+                    return
+                try:
+                    await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+                finally:
+                    up_writer.close()
+            finally:
+                writer.close()
+                tasks.discard(task)
+
+        return handle
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+    except (OSError, ConnectionError):
+        writer.close()

@@ -1,0 +1,103 @@
+"""The pure part of BRIDGE networking: mappings, subnets, the address pool, names."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lichen.agent.containerizer import oci_bundle as ob
+from lichen.agent.containerizer import oci_network as on
+
+
+def test_port_mappings_from_a_marathon_container() -> None:
+    container = {"type": "DOCKER", "docker": {"image": "x", "network": "BRIDGE", "port_mappings": [
+        {"host_port": 31000, "container_port": 8080, "protocol": "tcp"},
+        {"host_port": 31001, "container_port": 53, "protocol": "tcp,udp"},
+        {"host_port": 31002, "container_port": 9000},
+    ]}}
+    assert on.port_mappings(container) == (
+        on.PortMapping(31000, 8080, "tcp"),
+        on.PortMapping(31001, 53, "tcp"),
+        on.PortMapping(31001, 53, "udp"),
+        on.PortMapping(31002, 9000, "tcp"),
+    )
+    assert on.port_mappings({"type": "DOCKER", "docker": {}}) == ()
+
+
+@pytest.mark.parametrize("mapping", [
+    {"container_port": 80},
+    {"host_port": 0, "container_port": 80},
+    {"host_port": 31000, "container_port": 70000},
+    {"host_port": "x", "container_port": 80},
+    {"host_port": 31000, "container_port": 80, "protocol": "sctp"},
+])
+def test_bad_port_mappings_are_refused(mapping: dict[str, object]) -> None:
+    with pytest.raises(on.NetworkError):
+        on.port_mappings({"docker": {"port_mappings": [mapping]}})
+
+
+def test_a_host_port_used_twice_is_refused() -> None:
+    with pytest.raises(on.NetworkError, match="same host port"):
+        on.port_mappings({"docker": {"port_mappings": [
+            {"host_port": 31000, "container_port": 80}, {"host_port": 31000, "container_port": 81}]}})
+
+
+def test_the_subnet_avoids_the_hosts_networks() -> None:
+    assert on.choose_subnet(["192.0.2.0/24", "127.0.0.0/8"]) == "172.31.0.0/16"
+    assert on.choose_subnet(["172.31.5.0/24"]) == "172.30.0.0/16"
+    assert on.choose_subnet(["172.16.0.0/12"]) == "10.231.0.0/16"
+    # The default route overlaps everything and is not a clash.
+    assert on.choose_subnet(["0.0.0.0/0"]) == "172.31.0.0/16"
+    with pytest.raises(on.NetworkError):
+        on.choose_subnet(["172.16.0.0/12", "10.0.0.0/8", "192.168.0.0/16"])
+
+
+def test_addresses_skip_the_network_and_the_gateway() -> None:
+    assert on.gateway("172.31.0.0/16") == "172.31.0.1"
+    assert on.address("172.31.0.0/16", 0) == "172.31.0.2"
+    assert on.address("172.31.0.0/16", 300) == "172.31.1.46"
+    assert on.pool_size("192.168.231.0/24") == 253
+    assert on.address("192.168.231.0/24", 252) == "192.168.231.254"
+    with pytest.raises(on.NetworkError):
+        on.address("192.168.231.0/24", 253)
+
+
+def test_allocation_keeps_a_lease_and_fills_holes() -> None:
+    assert on.allocate({}, "a", 10) == 0
+    assert on.allocate({"a": 0, "b": 2}, "c", 10) == 1
+    assert on.allocate({"a": 0, "b": 2}, "b", 10) == 2
+    with pytest.raises(on.NetworkError, match="exhausted"):
+        on.allocate({"a": 0, "b": 1}, "c", 2)
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=8), st.integers(0, 20), max_size=15), st.text(min_size=1))
+def test_allocation_never_hands_out_a_used_index(leases: dict[str, int], container_id: str) -> None:
+    leases = {c: i for c, i in leases.items() if c != container_id}
+    if len(set(leases.values())) >= 21:
+        return
+    index = on.allocate(leases, container_id, 21)
+    assert index not in leases.values() and 0 <= index < 21
+
+
+def test_device_names_fit_the_kernels_limit_and_differ() -> None:
+    a = on.device_names("app.instance-" + "x" * 200, "lichen0")
+    b = on.device_names("app.instance-y", "lichen0")
+    assert all(len(n) <= 15 for n in a[1:]) and a != b
+    assert len(set(a)) == 3
+
+
+def test_a_plan_round_trips_through_json() -> None:
+    plan = on.make_plan("c1", "lichen0", "172.31.0.0/16", 5, (on.PortMapping(31000, 80),))
+    assert plan.address == "172.31.0.7" and plan.gateway == "172.31.0.1" and plan.prefixlen == 16
+    assert plan.netns_path == f"/var/run/netns/{plan.netns}"
+    assert on.NetworkPlan.from_json(plan.to_json()) == plan
+
+
+def test_the_bundle_joins_the_planned_namespace() -> None:
+    spec = ob.BundleSpec(rootfs="/r", args=("sh",), env=(), cwd="/", user=ob.UserIds(0, 0),
+                         sandbox="/s", cgroups_path="/x/ctr", network="BRIDGE",
+                         network_namespace="/var/run/netns/lichen-abc")
+    namespaces = ob.build_config(spec)["linux"]["namespaces"]
+    assert {"type": "network", "path": "/var/run/netns/lichen-abc"} in namespaces
+    assert {"type": "uts"} in namespaces
