@@ -298,6 +298,17 @@ def test_unknown_image_in_a_registry_is_a_launch_error(env: Env) -> None:
     assert "not found in its registry" in message
 
 
+def test_image_is_pulled_from_a_loopback_registry(env: Env) -> None:
+    from tests.support.images import busybox_image, start_registry
+
+    busybox_image(env.tmp / "layout", "latest")
+    with start_registry(env.tmp / "registry") as registry:
+        registry.push(env.tmp / "layout", "latest", "pulled/busybox:1")
+        spec = env.spec("echo pulled", image=f"{registry.addr}/pulled/busybox:1", docker={"force_pull_image": True})
+        assert launch_and_wait(env, spec).exit_code == 0
+    assert (spec.sandbox / "stdout").read_text() == "pulled\n"
+
+
 def test_registry_down_is_a_launch_error(env: Env) -> None:
     message = launch_error(env, env.spec("true", image=f"127.0.0.1:{_free_port()}/busybox:latest"))
     assert "unreachable" in message
