@@ -14,6 +14,8 @@ sandbox, so the status survives an agent restart exactly as for plain processes.
 Files in `<sandbox>/.lichen/` (besides the wrapper's `pid`, `status`, ...):
 
     oci.json              written at launch: runtime id, image, rootfs, cgroup, mem_mb
+    oci-network.json      BRIDGE only: the container's NetworkPlan (oci_network.py), read
+                          back by `recover` to re-open its port proxies
     oci-termination.json  the container's Termination once known (with OOM), before
                           `destroy` removes the cgroup the OOM count lives in
     oci/                  upper/ work/ rootfs/ (the overlay mount point) bundle/
@@ -44,6 +46,7 @@ from typing import Any, Protocol
 
 from lichen.agent.containerizer import cgroups as cg
 from lichen.agent.containerizer import oci_bundle as ob
+from lichen.agent.containerizer import oci_network as on
 from lichen.agent.containerizer.base import LaunchError, LaunchSpec, Termination
 from lichen.agent.containerizer.process import ProcessContainerizer
 
@@ -86,6 +89,7 @@ class _Oci:
     rootfs: Path
     cgroup: cg.ContainerCgroup | None
     mem_mb: float | None
+    network: on.NetworkPlan | None = None
 
     @property
     def meta(self) -> Path:
@@ -102,6 +106,7 @@ class OciContainerizer:
         cgroups_root: str = "lichen",
         allow_privileged: bool = False,
         pids_limit: int | None = ob.DEFAULT_PIDS_LIMIT,
+        bridge: on.BridgeNetwork | None = None,
     ) -> None:
         self.work_dir = Path(work_dir)
         self.images = images
@@ -110,6 +115,8 @@ class OciContainerizer:
         self.allow_privileged = allow_privileged
         self.pids_limit = pids_limit
         self.state_root = self.work_dir / "oci-state"
+        self.bridge = bridge or on.BridgeNetwork()
+        self._proxies = on.PortProxies()
         # The wrapper, its files and recovery are the process containerizer's; it runs the
         # runtime as a plain process (the runtime makes the container's cgroups itself).
         self._processes = ProcessContainerizer(self.work_dir, cgroups_root=cgroups_root, cgroups=False)
@@ -141,15 +148,20 @@ class OciContainerizer:
         oci = await asyncio.to_thread(self._prepare, spec, image, host)
         self._containers[spec.container_id] = oci
         try:
+            if oci.network is not None:
+                await self._proxies.start(oci.network)
             await _maybe_await(self.images.acquire(image, spec.container_id))
             argv = [runtime, "--root", str(self.state_root), "run",
                      "--bundle", str(_oci_dir(oci.sandbox) / "bundle"), oci.runtime_id]
             await self._processes.launch(LaunchSpec(spec.container_id, oci.sandbox, argv, dict(_RUNTIME_ENV)))
-        except BaseException:
+        except BaseException as e:
             self._containers.pop(spec.container_id, None)
+            await self._proxies.stop(spec.container_id)
             await asyncio.to_thread(self._teardown, oci)
             with contextlib.suppress(Exception):
                 await _maybe_await(self.images.release(spec.container_id))
+            if isinstance(e, on.NetworkError):
+                raise LaunchError(str(e)) from e
             raise
 
     async def wait(self, container_id: str) -> Termination:
@@ -186,6 +198,13 @@ class OciContainerizer:
         for container_id in set(ours) - found:
             # Launched, but the wrapper never started: nothing runs; clean up now.
             await self.destroy(container_id)
+        for container_id in found:
+            plan = self._containers[container_id].network
+            if plan is not None:
+                try:
+                    await self._proxies.start(plan)
+                except on.NetworkError as e:
+                    log.warning("cannot re-open the port proxies of %s: %s", container_id, e)
         return found
 
     async def destroy(self, container_id: str) -> None:
@@ -195,6 +214,7 @@ class OciContainerizer:
         if oci is None:
             await self._processes.destroy(container_id)
             return
+        await self._proxies.stop(container_id)
         await self.kill(container_id, 0.0)
         with contextlib.suppress(KeyError):
             if await self._ended_within(container_id, 0.0):
@@ -223,7 +243,8 @@ class OciContainerizer:
         container = spec.container or {}
         try:
             network = ob.network_mode(container)
-            if network not in ("HOST", "NONE"):
+            mappings = on.port_mappings(container) if network == "BRIDGE" else ()
+            if network not in ("HOST", "NONE", "BRIDGE"):
                 raise LaunchError(f"network mode '{network}' is not supported by the oci containerizer yet")
             wants_privilege = ob.privileged(container)
             if wants_privilege and not self.allow_privileged:
@@ -232,11 +253,11 @@ class OciContainerizer:
             image_config = _run_config(image.config)
             args = ob.process_args(image_config, spec.argv, spec.shell)
             cwd = ob.working_dir(image_config)
-        except ob.BundleError as e:
+        except (ob.BundleError, on.NetworkError) as e:
             raise LaunchError(str(e)) from e
         try:
             meta.mkdir(exist_ok=True)
-            for name in ("oci-termination.json", "oci.json"):
+            for name in ("oci-termination.json", "oci.json", "oci-network.json"):
                 with contextlib.suppress(FileNotFoundError):
                     (meta / name).unlink()
             for name in ("upper", "work", "rootfs", "bundle"):
@@ -252,6 +273,9 @@ class OciContainerizer:
             _mount_overlay(tuple(Path(p) for p in image.layers), _oci_dir(sandbox))
             oci.cgroup = host.create(spec.container_id, cpus=None, mem_mb=spec.mem_mb)
             _write_json_atomic(meta / "oci.json", _describe(oci))
+            if network == "BRIDGE":
+                oci.network = self.bridge.setup(spec.container_id, mappings)
+                on.save_plan(meta / "oci-network.json", oci.network)
             user = ob.resolve_user(image_config.user, _image_file(oci.rootfs, "etc/passwd"),
                                    _image_file(oci.rootfs, "etc/group"))
             bundle = _oci_dir(sandbox) / "bundle"
@@ -264,6 +288,7 @@ class OciContainerizer:
                 sandbox=str(sandbox),
                 cgroups_path=f"/{self.cgroups_root}/{spec.container_id}/ctr",
                 network=network,
+                network_namespace=oci.network.netns_path if oci.network is not None else None,
                 hostname=oci.runtime_id[:12],
                 volumes=volumes,
                 extra_binds=_name_files(bundle, network),
@@ -272,7 +297,7 @@ class OciContainerizer:
                 privileged=wants_privilege,
             ))
             _write_json_atomic(bundle / "config.json", config)
-        except (OSError, ob.BundleError, LaunchError) as e:
+        except (OSError, ob.BundleError, LaunchError, on.NetworkError) as e:
             self._teardown(oci)
             if isinstance(e, LaunchError):
                 raise
@@ -280,8 +305,10 @@ class OciContainerizer:
         return oci
 
     def _teardown(self, oci: _Oci) -> None:
-        """Blocking: unmount the rootfs and remove every cgroup dir of the container."""
+        """Blocking: unmount the rootfs, remove every cgroup dir and the network of the container."""
         _unmount(oci.rootfs)
+        if oci.network is not None:
+            self.bridge.teardown(oci.network)
         if oci.cgroup is not None:
             oci.cgroup.destroy()
         _remove_cgroup_dirs(self.cgroups_root, oci.container_id)
@@ -483,7 +510,8 @@ def _load(container_id: str, sandbox: Path) -> _Oci | None:
             Path(c["cpu"]) if c.get("cpu") else None, Path(c["memory"]) if c.get("memory") else None,
         )
     return _Oci(container_id, str(data.get("runtime_id") or runtime_id(container_id)), sandbox,
-                Path(data.get("rootfs") or _oci_dir(sandbox) / "rootfs"), cgroup, data.get("mem_mb"))
+                Path(data.get("rootfs") or _oci_dir(sandbox) / "rootfs"), cgroup, data.get("mem_mb"),
+                on.load_plan(sandbox / _META / "oci-network.json"))
 
 
 def _limit_hit(cgroup: cg.ContainerCgroup) -> bool:

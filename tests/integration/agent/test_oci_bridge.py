@@ -1,0 +1,267 @@
+"""BRIDGE networking of the oci containerizer against real runc, ip and busybox (root only).
+
+Each test uses its own bridge (`lct<hex>`) and pool dir, and checks at the end that no
+namespace, veth, bridge, mount or listener of its own is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Awaitable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from lichen.agent.containerizer import cgroups as cg
+from lichen.agent.containerizer import oci_network as on
+from lichen.agent.containerizer.base import LaunchError, LaunchSpec
+from lichen.agent.containerizer.oci import OciContainerizer, _is_mounted
+
+T = TypeVar("T")
+BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("runc") is None or shutil.which("ip") is None
+    or not Path(BUSYBOX).exists(),
+    reason="needs root, runc, ip and busybox",
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    entrypoint: list[str] = field(default_factory=list)
+    cmd: list[str] = field(default_factory=lambda: ["sh"])
+    env: list[str] = field(default_factory=lambda: ["PATH=/bin"])
+    working_dir: str = ""
+    user: str = ""
+
+
+@dataclass(frozen=True)
+class DirImage:
+    layers: tuple[Path, ...]
+    config: Config
+
+
+class DirImages:
+    def __init__(self, layer: Path) -> None:
+        self.image = DirImage((layer,), Config())
+
+    async def get(self, reference: str, force_pull: bool = False) -> DirImage:
+        return self.image
+
+    def acquire(self, image: DirImage, container_id: str) -> None:
+        pass
+
+    def release(self, container_id: str) -> None:
+        pass
+
+
+def busybox_layer(root: Path) -> Path:
+    layer = root / "layer"
+    for d in ("bin", "etc", "proc", "sys", "dev", "tmp", "www"):
+        (layer / d).mkdir(parents=True, exist_ok=True)
+    shutil.copy(BUSYBOX, layer / "bin" / "busybox")
+    for applet in ("sh", "echo", "cat", "sleep", "httpd", "ip", "hostname"):
+        (layer / "bin" / applet).symlink_to("busybox")
+    (layer / "etc" / "passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+    (layer / "etc" / "group").write_text("root:x:0:\n")
+    return layer
+
+
+def run(coro: Awaitable[T]) -> T:
+    async def bounded() -> T:
+        async with asyncio.timeout(60):
+            return await coro
+
+    return asyncio.run(bounded())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def links(kind: str) -> str:
+    return subprocess.run(["ip", "-o", "link", "show", "type", kind], capture_output=True, text=True).stdout
+
+
+@dataclass
+class Env:
+    tmp: Path
+    root: str
+    bridge: on.BridgeNetwork
+    images: DirImages
+    ids: list[tuple[Path, str]] = field(default_factory=list)
+
+    def containerizer(self) -> OciContainerizer:
+        return OciContainerizer(self.tmp / "work", self.images, cgroups_root=self.root, bridge=self.bridge)
+
+    def spec(self, command: str, mappings: list[dict[str, Any]]) -> LaunchSpec:
+        container_id = str(uuid.uuid4())
+        sandbox = self.tmp / "sandboxes" / container_id
+        sandbox.mkdir(parents=True)
+        (sandbox / "index.html").write_text(f"hello from {container_id}\n")
+        self.ids.append((sandbox, container_id))
+        container = {"type": "DOCKER", "docker": {"image": "busybox", "network": "BRIDGE",
+                                                  "port_mappings": mappings}}
+        return LaunchSpec(container_id, sandbox, ["/bin/sh", "-c", command], {"PATH": "/bin"},
+                          container=container, shell=True)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[Env]:
+    root = f"lichen-test-oci-{uuid.uuid4().hex[:8]}"
+    bridge = on.BridgeNetwork(f"lct{uuid.uuid4().hex[:8]}", state_dir=tmp_path / "net")
+    e = Env(tmp_path, root, bridge, DirImages(busybox_layer(tmp_path)))
+    try:
+        yield e
+    finally:
+        state = tmp_path / "work" / "oci-state"
+        for sandbox, container_id in e.ids:
+            subprocess.run(["runc", "--root", str(state), "delete", "--force", container_id],
+                           check=False, capture_output=True)
+            rootfs = sandbox / ".lichen" / "oci" / "rootfs"
+            if _is_mounted(rootfs):
+                subprocess.run(["umount", "-l", str(rootfs)], check=False)
+            plan = on.load_plan(sandbox / ".lichen" / "oci-network.json")
+            if plan is not None:
+                bridge.teardown(plan)
+        subprocess.run(["ip", "link", "del", bridge.bridge], check=False, capture_output=True)
+        cg.remove_root(root)
+        for base in Path("/sys/fs/cgroup").iterdir():
+            leftover = base / root
+            if leftover.is_dir():
+                for child in sorted(leftover.rglob("*"), reverse=True):
+                    if child.is_dir():
+                        child.rmdir()
+                leftover.rmdir()
+
+
+def http_get(port: int, deadline: float) -> str:
+    """GET / on the host port, retrying while the server in the container starts."""
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                s.sendall(b"GET /index.html HTTP/1.0\r\nHost: x\r\n\r\n")
+                data = b""
+                while chunk := s.recv(65536):
+                    data += chunk
+            if data:
+                return data.decode(errors="replace")
+        except OSError as e:
+            last = e
+        time.sleep(0.05)
+    raise AssertionError(f"no answer on port {port}: {last}")
+
+
+def assert_gone(env: Env, c: OciContainerizer, plans: list[on.NetworkPlan]) -> None:
+    for plan in plans:
+        assert plan.host_veth not in links("veth")
+        assert not Path(plan.netns_path).exists()
+        assert not c._proxies.running(plan.container_id)
+        for m in plan.mappings:
+            with socket.socket() as s:
+                assert s.connect_ex(("127.0.0.1", m.host_port)) != 0
+    assert env.bridge.bridge not in links("bridge")
+
+
+HTTPD = "exec httpd -f -p 8080 -h /mnt/mesos/sandbox"
+
+
+def test_two_bridge_containers_answer_on_their_host_ports(env: Env) -> None:
+    async def scenario() -> None:
+        c = env.containerizer()
+        ports = [free_port(), free_port()]
+        specs = [env.spec(HTTPD, [{"host_port": p, "container_port": 8080, "protocol": "tcp"}]) for p in ports]
+        plans = []
+        try:
+            for spec in specs:
+                await c.launch(spec)
+                plan = c._containers[spec.container_id].network
+                assert plan is not None
+                plans.append(plan)
+            assert plans[0].address != plans[1].address
+            assert env.bridge.bridge in links("bridge")
+            deadline = time.monotonic() + 20
+            for spec, port in zip(specs, ports):
+                answer = await asyncio.to_thread(http_get, port, deadline)
+                assert "200 OK" in answer and f"hello from {spec.container_id}" in answer
+        finally:
+            for spec in specs:
+                await c.destroy(spec.container_id)
+        assert_gone(env, c, plans)
+
+    run(scenario())
+
+
+def test_the_container_sees_its_own_network(env: Env) -> None:
+    async def scenario() -> None:
+        c = env.containerizer()
+        spec = env.spec("ip -4 addr show eth0; ip route", [])
+        try:
+            await c.launch(spec)
+            plan = c._containers[spec.container_id].network
+            assert plan is not None
+            ended = await c.wait(spec.container_id)
+            assert ended.exit_code == 0
+            out = (spec.sandbox / "stdout").read_text()
+            assert f"{plan.address}/16" in out and f"default via {plan.gateway}" in out
+        finally:
+            await c.destroy(spec.container_id)
+        assert_gone(env, c, [plan])
+
+    run(scenario())
+
+
+def test_proxies_come_back_after_an_agent_restart(env: Env) -> None:
+    async def scenario() -> None:
+        port = free_port()
+        spec = env.spec(HTTPD, [{"host_port": port, "container_port": 8080}])
+        first = env.containerizer()
+        await first.launch(spec)
+        plan = first._containers[spec.container_id].network
+        assert plan is not None
+        try:
+            await asyncio.to_thread(http_get, port, time.monotonic() + 20)
+            await first._proxies.stop_all()              # the old agent process is gone
+            second = env.containerizer()
+            try:
+                assert await second.recover({spec.container_id: spec.sandbox}) == {spec.container_id}
+                answer = await asyncio.to_thread(http_get, port, time.monotonic() + 20)
+                assert f"hello from {spec.container_id}" in answer
+            finally:
+                await second.destroy(spec.container_id)
+            assert_gone(env, second, [plan])
+        finally:
+            await first._proxies.stop_all()
+
+    run(scenario())
+
+
+def test_a_host_port_in_use_fails_the_launch_and_leaves_nothing(env: Env) -> None:
+    async def scenario() -> None:
+        c = env.containerizer()
+        with socket.socket() as taken:
+            taken.bind(("0.0.0.0", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            spec = env.spec(HTTPD, [{"host_port": port, "container_port": 8080}])
+            with pytest.raises(LaunchError, match="host port"):
+                await c.launch(spec)
+        netns, host_veth, _ = on.device_names(spec.container_id, env.bridge.bridge)
+        assert host_veth not in links("veth")
+        assert not (on.NETNS_DIR / netns).exists()
+        assert env.bridge.bridge not in links("bridge")
+        assert not _is_mounted(spec.sandbox / ".lichen" / "oci" / "rootfs")
+
+    run(scenario())
