@@ -288,6 +288,9 @@ class Agent:
         for job in jobs:
             job.cancel()
         await asyncio.gather(*jobs, return_exceptions=True)
+        close = getattr(self.containerizer, "close", None)
+        if close is not None:
+            await close()
 
     # -- recovery --------------------------------------------------------------------------
 

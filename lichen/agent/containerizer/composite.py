@@ -45,6 +45,14 @@ class CompositeContainerizer:
         self.containerizers = dict(containerizers)
         self._owner: dict[str, str] = {}
 
+    async def close(self) -> None:
+        """The agent is going away: stop the containerizers' own background work (log
+        streams); containers keep running."""
+        for c in self.containerizers.values():
+            close = getattr(c, "close", None)
+            if close is not None:
+                await close()
+
     async def launch(self, spec: LaunchSpec) -> None:
         name = choose(spec, set(self.containerizers))
         meta = Path(spec.sandbox) / ".lichen"
