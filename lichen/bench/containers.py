@@ -247,6 +247,18 @@ class _Scheduler:
         await self.wait_for(done, timeout)
         return max(self.running[t] for t in task_ids) - sent
 
+    async def run_until_started(self, image: str, task_id: str, state_root: Path) -> tuple[float, float]:
+        """Launch one task; seconds from the ACCEPT to its TASK_RUNNING, and to `runc list`
+        (the agent's runtime state) showing one more container running than before."""
+        before = await _runc_running(state_root)
+        elapsed = await self.run_until_running(image, [task_id], 60)
+        sent = self.running[task_id] - elapsed
+        deadline = time.monotonic() + 30
+        while await _runc_running(state_root) <= before:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the container of {task_id} is not running 30 s after TASK_RUNNING")
+        return elapsed, time.perf_counter() - sent
+
     async def kill_all(self) -> None:
         live = [t for t in self.running if t not in self.ended]
         for t in live:
@@ -258,7 +270,15 @@ class _Scheduler:
             await self.call({"type": "TEARDOWN"})
 
 
-async def _oci(master: str, busybox: str, five_layers: str, launches: int) -> dict[str, Any]:
+async def _runc_running(state_root: Path) -> int:
+    """How many containers `runc list` shows running under `state_root`."""
+    proc = await asyncio.create_subprocess_exec("runc", "--root", str(state_root), "list", "--format", "json",
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    out, _ = await proc.communicate()
+    return sum(1 for c in json.loads(out or b"null") or [] if c["status"] == "running")
+
+
+async def _oci(master: str, busybox: str, five_layers: str, launches: int, state_root: Path) -> dict[str, Any]:
     timeout = aiohttp.ClientTimeout(total=None)
     async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session:
         sched = _Scheduler(master, session)
@@ -266,12 +286,16 @@ async def _oci(master: str, busybox: str, five_layers: str, launches: int) -> di
         try:
             await asyncio.wait_for(sched.subscribed.wait(), 30)
             cold_busybox = await sched.run_until_running(busybox, ["warm-up"], 300)
-            latencies = [await sched.run_until_running(busybox, [f"one-{i}"], 60) for i in range(launches)]
+            pairs = [await sched.run_until_started(busybox, f"one-{i}", state_root) for i in range(launches)]
+            latencies = [p[0] for p in pairs]
+            started = [p[1] for p in pairs]
             burst = await sched.run_until_running(busybox, [f"burst-{i}" for i in range(launches)], 600)
             cold_five = await sched.run_until_running(five_layers, ["cold-5-layers"], 300)
             return {"cold_busybox_ms": round(cold_busybox * 1000, 1),
                     "oci_p50_ms": round(_percentile(latencies, 50) * 1000, 1),
                     "oci_p99_ms": round(_percentile(latencies, 99) * 1000, 1),
+                    "oci_started_p50_ms": round(_percentile(started, 50) * 1000, 1),
+                    "oci_started_p99_ms": round(_percentile(started, 99) * 1000, 1),
                     "launches_per_s": round(launches / burst, 1),
                     "cold_5_layers_ms": round(cold_five * 1000, 1)}
         finally:
@@ -392,7 +416,7 @@ def run(launches: int = 30, docker_socket: str | None = None) -> dict[str, Any]:
                     "--insecure-registries", reg_addr, "--cgroups-root", cgroups_root,
                     "--resources", f"cpus:{tasks * TASK_CPUS + 1:.2f};mem:{tasks * TASK_MEM + 256:.0f};disk:10000")
                 try:
-                    result = asyncio.run(_oci(master_addr, busybox, five, launches))
+                    result = asyncio.run(_oci(master_addr, busybox, five, launches, agent_dir / "oci-state"))
                 finally:
                     _stop(agent)
                     kill_tasks(agent_dir, grace=2.0)
@@ -412,6 +436,8 @@ def run(launches: int = 30, docker_socket: str | None = None) -> dict[str, Any]:
             "oci_p50_ms": result["oci_p50_ms"], "oci_p99_ms": result["oci_p99_ms"],
             "runc_p50_ms": runc_p50, "runc_p99_ms": round(_percentile(bare, 99) * 1000, 1),
             "overhead_p50_ms": round(result["oci_p50_ms"] - runc_p50, 1),
+            "oci_started_p50_ms": result["oci_started_p50_ms"], "oci_started_p99_ms": result["oci_started_p99_ms"],
+            "started_overhead_p50_ms": round(result["oci_started_p50_ms"] - runc_p50, 1),
             "docker_p50_ms": docker_p50, "launches_per_s": result["launches_per_s"],
             "cold_busybox_ms": result["cold_busybox_ms"], "cold_5_layers_ms": result["cold_5_layers_ms"]}
 

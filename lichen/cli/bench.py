@@ -77,3 +77,14 @@ def chronos_bench(jobs: int, window: float, agents: int, allocation_interval: fl
 
     _print_result(chronos_bench_module.run(jobs=jobs, window=window, agents=agents,
                                            allocation_interval=allocation_interval))
+
+
+@bench.command("containers")
+@click.option("--launches", default=30, show_default=True, type=click.IntRange(min=1))
+@click.option("--docker-socket", default=None,
+              help="A Docker Engine to compare `docker run` with (default: DOCKER_HOST; none: reported as null).")
+def containers(launches: int, docker_socket: str | None) -> None:
+    """Time oci container launches (ACCEPT -> TASK_RUNNING) against bare runc and docker run."""
+    from lichen.bench import containers as containers_bench
+
+    _print_result(containers_bench.run(launches=launches, docker_socket=docker_socket))
