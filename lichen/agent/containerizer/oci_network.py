@@ -31,7 +31,7 @@ import subprocess
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -327,12 +327,17 @@ def _bridge_subnet(bridge: str) -> str | None:
 # -- the shell: port forwarding ----------------------------------------------------------------
 
 
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
 class PortProxies:
-    """Userland TCP forwarding, one asyncio server per mapping, grouped by container."""
+    """Userland forwarding, one asyncio server (TCP) or endpoint (UDP) per mapping, grouped
+    by container."""
 
     def __init__(self, bind: str = "0.0.0.0") -> None:
         self.bind = bind
-        self._servers: dict[str, list[asyncio.AbstractServer]] = {}
+        self._servers: dict[str, list[_Closable]] = {}
         self._connections: dict[str, set[asyncio.Task[None]]] = {}
 
     def running(self, container_id: str) -> bool:
@@ -341,20 +346,23 @@ class PortProxies:
     async def start(self, plan: NetworkPlan) -> None:
         """Listen on every host port of `plan`. Raises NetworkError (nothing left listening)."""
         await self.stop(plan.container_id)
-        servers: list[asyncio.AbstractServer] = []
+        servers: list[_Closable] = []
         tasks: set[asyncio.Task[None]] = set()
+        loop = asyncio.get_running_loop()
         try:
             for m in plan.mappings:
-                if m.protocol != "tcp":
-                    raise NetworkError(f"{m.protocol} port mappings are not supported yet (host port {m.host_port})")
-                servers.append(await asyncio.start_server(
-                    self._handler(plan.address, m.container_port, tasks),
-                    self.bind, m.host_port, reuse_address=True))
-        except (OSError, NetworkError) as e:
+                if m.protocol == "udp":
+                    udp, _ = await loop.create_datagram_endpoint(
+                        lambda m=m: _UdpProxy((plan.address, m.container_port)),  # type: ignore[misc]
+                        local_addr=(self.bind, m.host_port))
+                    servers.append(udp)
+                else:
+                    servers.append(await asyncio.start_server(
+                        self._handler(plan.address, m.container_port, tasks),
+                        self.bind, m.host_port, reuse_address=True))
+        except OSError as e:
             for s in servers:
                 s.close()
-            if isinstance(e, NetworkError):
-                raise
             raise NetworkError(f"cannot listen on a host port of {plan.container_id}: {e}") from e
         self._servers[plan.container_id] = servers
         self._connections[plan.container_id] = tasks
@@ -403,3 +411,74 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             writer.write_eof()
     except (OSError, ConnectionError):
         writer.close()
+
+
+class _UdpProxy(asyncio.DatagramProtocol):
+    """Datagrams from each client go out through a socket of its own to the container, so
+    the replies find their way back; the oldest client is forgotten past MAX_UDP_CLIENTS."""
+
+    MAX_UDP_CLIENTS = 256
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.transport: asyncio.DatagramTransport | None = None
+        self.clients: dict[tuple[Any, ...], asyncio.DatagramTransport] = {}
+        self.pending: dict[tuple[Any, ...], list[bytes]] = {}
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        upstream = self.clients.get(addr)
+        if upstream is not None:
+            upstream.sendto(data)
+        elif addr in self.pending:
+            self.pending[addr].append(data)
+        else:
+            self.pending[addr] = [data]
+            asyncio.get_running_loop().create_task(self._open(addr))
+
+    async def _open(self, addr: tuple[Any, ...]) -> None:
+        host = self
+        loop = asyncio.get_running_loop()
+
+        class Back(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, _: tuple[Any, ...]) -> None:
+                if host.transport is not None and not host.transport.is_closing():
+                    host.transport.sendto(data, addr)
+
+        try:
+            upstream, _ = await loop.create_datagram_endpoint(Back, remote_addr=self.target)
+        except OSError:
+            self.pending.pop(addr, None)
+            return
+        if self.transport is None or self.transport.is_closing():
+            upstream.close()
+            return
+        if len(self.clients) >= self.MAX_UDP_CLIENTS:
+            oldest = next(iter(self.clients))
+            self.clients.pop(oldest).close()
+        self.clients[addr] = upstream
+        for data in self.pending.pop(addr, []):
+            upstream.sendto(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for upstream in self.clients.values():
+            upstream.close()
+        self.clients.clear()
+        self.pending.clear()
+
+
+def teardown_under(root: Path, state_dir: Path = DEFAULT_STATE_DIR) -> int:
+    """Blocking: tear down the network of every BRIDGE container whose sandbox is below
+    `root` (for `lichen up`'s shutdown and test teardown, after the containers are gone).
+    Returns how many plans were found."""
+    found = 0
+    for path in Path(root).rglob(".lichen/oci-network.json"):
+        plan = load_plan(path)
+        if plan is None:
+            continue
+        found += 1
+        with contextlib.suppress(NetworkError, OSError, ValueError):
+            BridgeNetwork(plan.bridge, state_dir=state_dir).teardown(plan)
+    return found

@@ -91,7 +91,8 @@ def free_port() -> int:
 
 
 def links(kind: str) -> str:
-    return subprocess.run(["ip", "-o", "link", "show", "type", kind], capture_output=True, text=True).stdout
+    return subprocess.run(["ip", "-o", "link", "show", "type", kind], check=False,
+                          capture_output=True, text=True).stdout
 
 
 @dataclass
@@ -263,5 +264,24 @@ def test_a_host_port_in_use_fails_the_launch_and_leaves_nothing(env: Env) -> Non
         assert not (on.NETNS_DIR / netns).exists()
         assert env.bridge.bridge not in links("bridge")
         assert not _is_mounted(spec.sandbox / ".lichen" / "oci" / "rootfs")
+
+    run(scenario())
+
+
+def test_teardown_under_cleans_up_after_a_dead_agent(env: Env) -> None:
+    async def scenario() -> None:
+        c = env.containerizer()
+        spec = env.spec("exec sleep 60", [{"host_port": free_port(), "container_port": 8080}])
+        await c.launch(spec)
+        plan = c._containers[spec.container_id].network
+        assert plan is not None
+        # The agent dies: its proxies go with it; `lichen up` deletes the container, then
+        # the network.
+        await c._proxies.stop_all()
+        await asyncio.to_thread(subprocess.run, ["runc", "--root", str(env.tmp / "work" / "oci-state"),
+                                "delete", "--force", spec.container_id], check=False, capture_output=True)
+        assert on.teardown_under(env.tmp / "sandboxes", state_dir=env.bridge.state_dir) == 1
+        assert_gone(env, c, [plan])
+        await c.destroy(spec.container_id)
 
     run(scenario())

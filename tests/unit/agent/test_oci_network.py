@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -101,3 +104,70 @@ def test_the_bundle_joins_the_planned_namespace() -> None:
     namespaces = ob.build_config(spec)["linux"]["namespaces"]
     assert {"type": "network", "path": "/var/run/netns/lichen-abc"} in namespaces
     assert {"type": "uts"} in namespaces
+
+
+# -- the port proxies, against echo servers on loopback -------------------------------------
+
+
+def _free_port(kind: int) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _UdpEcho(asyncio.DatagramProtocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.transport.sendto(b"echo:" + data, addr)  # type: ignore[attr-defined]
+
+
+def test_proxies_forward_tcp_and_udp_and_stop() -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+
+        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(b"echo:" + await reader.read(100))
+            await writer.drain()
+            writer.close()
+
+        tcp_target, host_port = _free_port(socket.SOCK_STREAM), _free_port(socket.SOCK_STREAM)
+        udp_target = _free_port(socket.SOCK_DGRAM)
+        server = await asyncio.start_server(echo, "127.0.0.1", tcp_target)
+        udp_server, _ = await loop.create_datagram_endpoint(_UdpEcho, local_addr=("127.0.0.1", udp_target))
+        plan = on.make_plan("c1", "br", "127.0.0.0/8", 0, (
+            on.PortMapping(host_port, tcp_target, "tcp"), on.PortMapping(host_port, udp_target, "udp")))
+        plan = on.NetworkPlan(**{**plan.to_json(), "address": "127.0.0.1", "mappings": plan.mappings})
+        proxies = on.PortProxies(bind="127.0.0.1")
+        try:
+            await proxies.start(plan)
+            reader, writer = await asyncio.open_connection("127.0.0.1", host_port)
+            writer.write(b"hi")
+            await writer.drain()
+            assert await asyncio.wait_for(reader.read(100), 5) == b"echo:hi"
+            writer.close()
+
+            replies: asyncio.Queue[bytes] = asyncio.Queue()
+
+            class Client(asyncio.DatagramProtocol):
+                def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+                    replies.put_nowait(data)
+
+            client, _ = await loop.create_datagram_endpoint(Client, remote_addr=("127.0.0.1", host_port))
+            client.sendto(b"one")
+            client.sendto(b"two")
+            assert {await asyncio.wait_for(replies.get(), 5) for _ in range(2)} == {b"echo:one", b"echo:two"}
+            client.close()
+
+            with pytest.raises(on.NetworkError, match="host port"):
+                await on.PortProxies(bind="127.0.0.1").start(plan)     # the port is taken
+        finally:
+            await proxies.stop("c1")
+            server.close()
+            udp_server.close()
+        assert not proxies.running("c1")
+        with pytest.raises(OSError):
+            await asyncio.open_connection("127.0.0.1", host_port)
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
