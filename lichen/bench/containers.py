@@ -248,16 +248,19 @@ class _Scheduler:
         return max(self.running[t] for t in task_ids) - sent
 
     async def run_until_started(self, image: str, task_id: str, state_root: Path) -> tuple[float, float]:
-        """Launch one task; seconds from the ACCEPT to its TASK_RUNNING, and to `runc list`
-        (the agent's runtime state) showing one more container running than before."""
-        before = await _runc_running(state_root)
+        """Launch one task; seconds from the ACCEPT to its TASK_RUNNING, and to `runc state`
+        (in the agent's runtime state dir) saying its container is running."""
+        before = set(_listdir(state_root))
         elapsed = await self.run_until_running(image, [task_id], 60)
         sent = self.running[task_id] - elapsed
         deadline = time.monotonic() + 30
-        while await _runc_running(state_root) <= before:
+        while True:
+            new = set(_listdir(state_root)) - before
+            if len(new) == 1 and await _runc_status(state_root, new.pop()) == "running":
+                return elapsed, time.perf_counter() - sent
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the container of {task_id} is not running 30 s after TASK_RUNNING")
-        return elapsed, time.perf_counter() - sent
+            await asyncio.sleep(0.001)
 
     async def kill_all(self) -> None:
         live = [t for t in self.running if t not in self.ended]
@@ -270,12 +273,19 @@ class _Scheduler:
             await self.call({"type": "TEARDOWN"})
 
 
-async def _runc_running(state_root: Path) -> int:
-    """How many containers `runc list` shows running under `state_root`."""
-    proc = await asyncio.create_subprocess_exec("runc", "--root", str(state_root), "list", "--format", "json",
+def _listdir(path: Path) -> list[str]:
+    try:
+        return os.listdir(path)
+    except FileNotFoundError:
+        return []
+
+
+async def _runc_status(state_root: Path, runtime_id: str) -> str | None:
+    """`runc state`'s status of one container under `state_root`, None while it has none."""
+    proc = await asyncio.create_subprocess_exec("runc", "--root", str(state_root), "state", runtime_id,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
     out, _ = await proc.communicate()
-    return sum(1 for c in json.loads(out or b"null") or [] if c["status"] == "running")
+    return str(json.loads(out)["status"]) if proc.returncode == 0 and out else None
 
 
 async def _oci(master: str, busybox: str, five_layers: str, launches: int, state_root: Path) -> dict[str, Any]:
