@@ -90,9 +90,16 @@ class NetworkPlan:
 
 
 def port_mappings(container: Mapping[str, Any]) -> tuple[PortMapping, ...]:
-    """`docker.port_mappings` of a Mesos ContainerInfo; "tcp,udp" gives one of each."""
+    """`docker.port_mappings` of a Mesos ContainerInfo; "tcp,udp" gives one of each. A
+    mapping without a host port (Marathon's `hostPort: null`) forwards nothing; host port 0
+    is refused: the scheduler picks a real one from the offer's `ports`."""
     found: list[PortMapping] = []
     for i, m in enumerate((container.get("docker") or {}).get("port_mappings") or []):
+        if isinstance(m, Mapping) and m.get("host_port") is None and "container_port" in m:
+            continue
+        if isinstance(m, Mapping) and m.get("host_port") == 0:
+            raise NetworkError(f"port mapping {i} has host port 0: the scheduler must choose one "
+                               "from the offer's ports")
         try:
             host_port, container_port = int(m["host_port"]), int(m["container_port"])
         except (KeyError, TypeError, ValueError) as e:

@@ -26,11 +26,13 @@ def test_port_mappings_from_a_marathon_container() -> None:
         on.PortMapping(31002, 9000, "tcp"),
     )
     assert on.port_mappings({"type": "DOCKER", "docker": {}}) == ()
+    # No host port: nothing to forward (the port is reachable on the container's address).
+    assert on.port_mappings({"docker": {"port_mappings": [{"host_port": None, "container_port": 80}]}}) == ()
 
 
 @pytest.mark.parametrize("mapping", [
-    {"container_port": 80},
     {"host_port": 0, "container_port": 80},
+    {"host_port": 31000},
     {"host_port": 31000, "container_port": 70000},
     {"host_port": "x", "container_port": 80},
     {"host_port": 31000, "container_port": 80, "protocol": "sctp"},
