@@ -234,7 +234,9 @@ class BridgeNetwork:
             index = allocate(leases, container_id, pool_size(subnet))
             plan = make_plan(container_id, self.bridge, subnet, index, mappings)
             try:
-                self._ensure_bridge(subnet)
+                self._ensure_bridge(subnet, in_use=bool(leases))
+                if (NETNS_DIR / plan.netns).exists():
+                    _destroy(plan)               # left by a launch that died half-way
                 _create(plan)
             except NetworkError:
                 _destroy(plan)
@@ -253,27 +255,34 @@ class BridgeNetwork:
             if not pool["leases"]:
                 _ip("link", "del", plan.bridge, check=False)
 
-    def _ensure_bridge(self, subnet: str) -> None:
-        if _ip("link", "show", self.bridge, check=False) != 0:
+    def _ensure_bridge(self, subnet: str, in_use: bool) -> None:
+        """Create and address the bridge; an existing one in use by leases is left as is."""
+        exists = Path("/sys/class/net", self.bridge).exists()
+        if exists and in_use:
+            return
+        if not exists:
             _ip("link", "add", self.bridge, "type", "bridge")
-        cidr = f"{gateway(subnet)}/{ipaddress.ip_network(subnet).prefixlen}"
         if _bridge_subnet(self.bridge) != subnet:
+            cidr = f"{gateway(subnet)}/{ipaddress.ip_network(subnet).prefixlen}"
             _ip("addr", "replace", cidr, "dev", self.bridge)
         _ip("link", "set", self.bridge, "up")
 
 
 def _create(plan: NetworkPlan) -> None:
+    # Four `ip` runs (each costs a few ms): the namespace; the pair, its peer created right
+    # in the namespace (under a unique name: the host may have an eth0; renamed inside);
+    # the host end on the bridge; the rest inside the namespace as one batch.
     ns = plan.netns
     _ip("netns", "add", ns)
-    _ip("link", "add", plan.host_veth, "type", "veth", "peer", "name", plan.peer_veth)
-    _ip("link", "set", plan.peer_veth, "netns", ns)
-    _ip("link", "set", plan.host_veth, "master", plan.bridge)
-    _ip("link", "set", plan.host_veth, "up")
-    _ip("-n", ns, "link", "set", "lo", "up")
-    _ip("-n", ns, "link", "set", plan.peer_veth, "name", CONTAINER_IFACE)
-    _ip("-n", ns, "addr", "add", f"{plan.address}/{plan.prefixlen}", "dev", CONTAINER_IFACE)
-    _ip("-n", ns, "link", "set", CONTAINER_IFACE, "up")
-    _ip("-n", ns, "route", "add", "default", "via", plan.gateway)
+    _ip("link", "add", plan.host_veth, "type", "veth", "peer", "name", plan.peer_veth, "netns", ns)
+    _ip("link", "set", plan.host_veth, "master", plan.bridge, "up")
+    _ip("-n", ns, "-batch", "-", stdin="\n".join([
+        "link set lo up",
+        f"link set {plan.peer_veth} name {CONTAINER_IFACE}",
+        f"addr add {plan.address}/{plan.prefixlen} dev {CONTAINER_IFACE}",
+        f"link set {CONTAINER_IFACE} up",
+        f"route add default via {plan.gateway}",
+    ]) + "\n")
 
 
 def _destroy(plan: NetworkPlan) -> None:
@@ -283,10 +292,10 @@ def _destroy(plan: NetworkPlan) -> None:
         _ip("netns", "del", plan.netns, check=False)
 
 
-def _ip(*args: str, check: bool = True) -> int:
+def _ip(*args: str, check: bool = True, stdin: str | None = None) -> int:
     try:
         result = subprocess.run(["ip", *args], check=False, capture_output=True, text=True,
-                                timeout=IP_TIMEOUT)
+                                input=stdin, timeout=IP_TIMEOUT)
     except (OSError, subprocess.TimeoutExpired) as e:
         if check:
             raise NetworkError(f"ip {' '.join(args)}: {e}") from e
