@@ -440,6 +440,7 @@ class _UdpProxy(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self.clients: dict[tuple[Any, ...], asyncio.DatagramTransport] = {}
         self.pending: dict[tuple[Any, ...], list[bytes]] = {}
+        self.opening: set[asyncio.Task[None]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -452,7 +453,9 @@ class _UdpProxy(asyncio.DatagramProtocol):
             self.pending[addr].append(data)
         else:
             self.pending[addr] = [data]
-            asyncio.get_running_loop().create_task(self._open(addr))
+            task = asyncio.get_running_loop().create_task(self._open(addr))
+            self.opening.add(task)
+            task.add_done_callback(self.opening.discard)
 
     async def _open(self, addr: tuple[Any, ...]) -> None:
         host = self
