@@ -159,6 +159,10 @@ def kill_tasks(root: Path, grace: float = TASK_STOP_GRACE) -> list[int]:
     for d in _container_cgroups(root):
         with contextlib.suppress(OSError):
             d.rmdir()                    # the agent would have, had it seen the task end
+    with contextlib.suppress(Exception):  # best effort: a bridge network left by a dead agent
+        from lichen.agent.containerizer.oci_network import teardown_under
+
+        teardown_under(root)
     _unmount_under(root)
     return sorted(signalled)
 

@@ -272,9 +272,9 @@ def test_unknown_image_fails_launch_cleanly(env: Env) -> None:
         run(env.containerizer().launch(spec))
 
 
-def test_bridge_network_is_refused_for_now(env: Env) -> None:
-    spec = env.spec("true", container=image_container("busybox", network="BRIDGE"))
-    with pytest.raises(LaunchError, match="BRIDGE"):
+def test_user_network_is_refused_for_now(env: Env) -> None:
+    spec = env.spec("true", container=image_container("busybox", network="USER"))
+    with pytest.raises(LaunchError, match="USER"):
         run(env.containerizer().launch(spec))
     assert not _is_mounted(spec.sandbox / ".lichen" / "oci" / "rootfs")
 
