@@ -616,6 +616,7 @@ class MarathonService:
             self._spawn(self._reconcile())
         wanted = any(not i.agent_id and self.launch_queue.ready(i.app_id, now) for i in self.insts.values())
         if self._declined and wanted and self.client is not None and await self.client.call("REVIVE"):
+            log.debug("revived offers for scheduled instances")
             self._declined = False
 
     def _spawn(self, coro: Any) -> None:
@@ -817,6 +818,7 @@ class MarathonService:
     async def _offers(self, offers: list[dict[str, Any]]) -> None:
         assert self.client is not None
         now = self.clock.now()
+        log.debug("%d offers", len(offers))
         pending: dict[str, deque[Instance]] = {}   # app -> scheduled instances, oldest first
         for app_id, mine in self.by_app.items():
             if app_id in self.apps and self.launch_queue.ready(app_id, now):
@@ -843,6 +845,7 @@ class MarathonService:
                         break  # the next instance of this app would not fit here either
                     built = _task_info(app, inst, offer, available)
                     if built is None:
+                        log.debug("app %s does not fit offer %s (%r)", app_id, offer["id"]["value"], available)
                         break
                     info, used, host_ports = built
                     available = available - used

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -48,3 +49,51 @@ def test_app_with_an_image_runs_in_a_container(stack: Stack, registry: Registry,
         assert out.startswith("hello-from-image from /boxed")
     requests.delete(stack.marathon.url + "/v2/apps/boxed", timeout=10)
     wait_for(lambda: not requests.get(stack.marathon.url + "/v2/apps", timeout=5).json()["apps"], 60, "removed")
+
+
+def test_docker_app_runs_on_the_docker_containerizer(tmp_path: Path, start_master: Any, start_agent: Any,
+                                                     daemons: Any) -> None:
+    import tempfile
+
+    from tests.support.daemons import start_daemon
+    from tests.support.dockerd import start_dockerd
+
+    engine = start_dockerd(Path(tempfile.mkdtemp(prefix="lichen-dockerd-")))
+    try:
+        engine.load_busybox("lichen-test/web:1")
+        master = start_master(tmp_path, "--allocation-interval", "0.1")
+        agent = start_agent(master.addr, tmp_path, "--containerizers", "process,oci,docker",
+                            "--docker-socket", engine.socket)
+        work = tmp_path / "marathon"
+        marathon = daemons.add(start_daemon("marathon", work, [
+            "--master", master.addr, "--port", "0", "--work-dir", str(work)]))
+        app = {"id": "/dweb", "instances": 2, "cpus": 0.1, "mem": 32,
+               "container": {"type": "DOCKER", "docker": {"image": "lichen-test/web:1"}},
+               "cmd": 'echo "docker $MARATHON_APP_DOCKER_IMAGE"; mkdir -p /tmp/www && echo ok > /tmp/www/index.html'
+                      " && exec httpd -f -p $PORT0 -h /tmp/www",
+               "portDefinitions": [{"port": 0}],
+               "healthChecks": [{"protocol": "HTTP", "portIndex": 0, "intervalSeconds": 1, "gracePeriodSeconds": 30}]}
+        r = requests.post(marathon.url + "/v2/apps", json=app, timeout=10)
+        assert r.status_code == 201, r.text
+        def healthy() -> bool:
+            got = requests.get(marathon.url + "/v2/apps/dweb", timeout=5).json()["app"]
+            assert "lastTaskFailure" not in got, got["lastTaskFailure"]
+            return bool(got["tasksHealthy"] == 2)
+
+        wait_for(healthy, 90, "two healthy docker instances")
+        tasks = requests.get(marathon.url + "/v2/apps/dweb/tasks", timeout=5).json()["tasks"]
+        for task in tasks:
+            assert requests.get(f"http://127.0.0.1:{task['ports'][0]}/", timeout=5).text == "ok\n"
+        import docker
+
+        client = docker.DockerClient(base_url=engine.socket)
+        try:
+            assert len(client.containers.list(filters={"label": "lichen.container_id"})) == 2
+        finally:
+            client.close()
+        requests.delete(marathon.url + "/v2/apps/dweb", timeout=10)
+        wait_for(lambda: not requests.get(marathon.url + "/v2/apps", timeout=5).json()["apps"], 60, "removed")
+        del agent
+    finally:
+        daemons.stop_all()
+        engine.stop()
