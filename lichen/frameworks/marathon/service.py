@@ -1052,7 +1052,7 @@ def _task_info(app: AppDefinition, inst: Instance, offer: dict[str, Any],
         "labels": {"labels": [{"key": k, "value": v} for k, v in app.labels.items()]},
     }
     if app.container is not None:
-        info["container"] = _container_info(app)
+        info["container"] = _container_info(app, host_ports)
     check = _health_check(app, host_ports)
     if check is not None:
         info["health_check"] = check
@@ -1065,9 +1065,11 @@ def _task_info(app: AppDefinition, inst: Instance, offer: dict[str, Any],
     return info, used, host_ports
 
 
-def _container_info(app: AppDefinition) -> dict[str, Any]:
-    """Marathon's container, passed through to the agent as a Mesos ContainerInfo."""
+def _container_info(app: AppDefinition, host_ports: list[int]) -> dict[str, Any]:
+    """Marathon's container, passed through to the agent as a Mesos ContainerInfo. Port
+    mappings carry the host ports taken from the offer (a mapping's hostPort 0 means any)."""
     c = app.container or {}
+    assigned = iter(host_ports)
     out: dict[str, Any] = {"type": c.get("type", "DOCKER")}
     docker = c.get("docker") or {}
     if docker.get("image"):
@@ -1076,10 +1078,10 @@ def _container_info(app: AppDefinition) -> dict[str, Any]:
                              "privileged": bool(docker.get("privileged")),
                              "parameters": docker.get("parameters") or [],
                              "network": {"host": "HOST", "container/bridge": "BRIDGE"}.get(app.network_mode, "USER"),
-                             "port_mappings": [{"host_port": m.get("hostPort", 0),
+                             "port_mappings": [{"host_port": next(assigned, 0),
                                                 "container_port": m.get("containerPort", 0),
-                                                "protocol": (m.get("protocol") or "tcp").split(",")[0]}
-                                               for m in app.port_mappings]}
+                                                "protocol": m.get("protocol") or "tcp"}
+                                               for m in app.port_mappings if m.get("hostPort") is not None]}
         else:
             out["mesos"] = {"image": {"type": "DOCKER", "docker": {"name": docker["image"]}}}
     out["volumes"] = [{"container_path": v.get("containerPath"), "host_path": v.get("hostPath"),

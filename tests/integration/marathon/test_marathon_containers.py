@@ -97,3 +97,38 @@ def test_docker_app_runs_on_the_docker_containerizer(tmp_path: Path, start_maste
     finally:
         daemons.stop_all()
         engine.stop()
+
+
+def test_bridge_app_answers_on_its_host_ports(stack: Stack, registry: Registry) -> None:
+    image = f"{registry.addr}/tools/busybox:1"
+    app = {"id": "/bridged", "instances": 3, "cpus": 0.1, "mem": 32,
+           "container": {"type": "DOCKER", "docker": {"image": image, "network": "BRIDGE",
+                                                       "portMappings": [{"containerPort": 8080, "hostPort": 0}]}},
+           "cmd": "mkdir -p /tmp/www && hostname > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www"}
+    r = requests.post(stack.marathon.url + "/v2/apps", json=app, timeout=10)
+    assert r.status_code == 201, r.text
+
+    def running() -> list[dict[str, object]]:
+        a = requests.get(stack.marathon.url + "/v2/apps/bridged", timeout=5).json()["app"]
+        return a["tasks"] if a["tasksRunning"] == 3 and not a["deployments"] else []
+
+    tasks = wait_for(running, 90, "three bridged instances")
+    got = requests.get(stack.marathon.url + "/v2/apps/bridged", timeout=5).json()["app"]
+    assert got["networks"] == [{"mode": "container/bridge"}]
+    assert 10000 <= got["container"]["portMappings"][0]["servicePort"] <= 20000
+    answers = set()
+    for task in tasks:
+        port = task["ports"][0]
+        text = wait_for(lambda p=port: _get(f"http://127.0.0.1:{p}/"), 20, f"an answer on host port {port}")
+        answers.add(text)
+    assert len(answers) == 3   # three containers, three hostnames
+    requests.delete(stack.marathon.url + "/v2/apps/bridged", timeout=10)
+    wait_for(lambda: not requests.get(stack.marathon.url + "/v2/apps", timeout=5).json()["apps"], 60, "removed")
+
+
+def _get(url: str) -> str:
+    try:
+        r = requests.get(url, timeout=2)
+    except requests.RequestException:
+        return ""
+    return r.text if r.status_code == 200 else ""
