@@ -711,7 +711,11 @@ class Agent:
             return False
         task.launched = True
         self.update_task(task, "TASK_STARTING")
-        self.update_task(task, "TASK_RUNNING")
+        note = getattr(self.containerizer, "notes", {}).pop(container_id, "")
+        if note:
+            self.update_task(task, "TASK_RUNNING", message=note)
+        else:
+            self.update_task(task, "TASK_RUNNING")
         self._start_health_check(fw, ex, task, sandbox=sandbox, env=spec.env)
         return True
 

@@ -44,6 +44,7 @@ class CompositeContainerizer:
             raise ValueError("no containerizers")
         self.containerizers = dict(containerizers)
         self._owner: dict[str, str] = {}
+        self.notes: dict[str, str] = {}   # container id -> what the task's RUNNING status should say
 
     async def close(self) -> None:
         """The agent is going away: stop the containerizers' own background work (log
@@ -64,6 +65,9 @@ class CompositeContainerizer:
         except OSError as e:
             raise LaunchError(f"cannot prepare sandbox {spec.sandbox}: {e}") from e
         self._owner[spec.container_id] = name
+        if name == "oci" and (spec.container or {}).get("type") == "DOCKER":
+            self.notes[spec.container_id] = (
+                "Docker image run by the oci containerizer: this agent has no Docker Engine")
         try:
             await self.containerizers[name].launch(spec)
         except BaseException:

@@ -102,6 +102,9 @@ def test_docker_type_oom_reports_memory_limitation(master: FakeMaster, agent: Ag
                                f"{registry.addr}/test/busybox:v1", mem=32, kind="DOCKER"))
     final = master.wait_state("t2", "TASK_FAILED", timeout=60)
     assert final["reason"] == "REASON_CONTAINER_LIMITATION_MEMORY", json.dumps(final)
+    # A DOCKER container on an agent without a Docker Engine runs on oci, and says so.
+    running = [s for s in master.statuses("t2") if s["state"] == "TASK_RUNNING"]
+    assert running and "no Docker Engine" in running[0].get("message", ""), running
 
 
 def test_unknown_image_fails_the_task(master: FakeMaster, agent: AgentProcess, registry: Registry) -> None:
