@@ -277,6 +277,7 @@ class UpOptions:
     containerizers: str
     agent_resources: str | None
     log_level: str
+    docker_socket: str | None = None
     marathon_port: int = 8080
     chronos_port: int = 4400
     chronos_failure_retry: float = 60.0
@@ -376,6 +377,7 @@ class Cluster:
                 "--master", self.master.addr or f"{o.host}:{self.master_port}",
                 "--host", o.host, "--port", "0", "--work-dir", str(work_dir),
                 "--containerizers", o.containerizers,
+                *(["--docker-socket", o.docker_socket] if o.docker_socket else []),
                 "--resources", agent_resources(o.agent_resources, o.agents, index, work_dir),
                 "--log-level", o.log_level,
             ]
@@ -562,7 +564,8 @@ async def _up(options: UpOptions) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address every component binds.")
 @click.option("--master-port", default=5050, show_default=True, type=click.IntRange(0, 65535),
               help="The master's port (0: any free port).")
-@click.option("--containerizers", default="process", show_default=True)
+@click.option("--containerizers", default="process,oci", show_default=True,
+              help="What the agents run tasks with: process, oci (images with runc), docker.")
 @click.option("--agent-resources", default=None,
               help="Each agent's resources, e.g. \"cpus:2;mem:2048\" (default: the host split evenly).")
 @click.option("--marathon-port", default=8080, show_default=True, type=click.IntRange(0, 65535),
@@ -571,10 +574,11 @@ async def _up(options: UpOptions) -> None:
               help="Chronos's port (0: any free port).")
 @click.option("--chronos-failure-retry", default=60.0, show_default=True, type=float,
               help="Seconds between a failed Chronos run and its retry.")
-@click.option("--docker-socket", default="/var/run/docker.sock", show_default=True, help="Not used yet.")
+@click.option("--docker-socket", default=None,
+              help="The Docker Engine the agents' docker containerizer drives (default: DOCKER_HOST).")
 @click.option("--log-level", default="info", show_default=True)
 def up(
-    work_dir: Path, agents: int, host: str, master_port: int, containerizers: str,
+    work_dir: Path, agents: int, host: str, master_port: int, containerizers: str, docker_socket: str | None,
     agent_resources: str | None, log_level: str, marathon_port: int, chronos_port: int,
     chronos_failure_retry: float, **_later: object,
 ) -> None:
@@ -582,6 +586,7 @@ def up(
     options = UpOptions(
         work_dir=work_dir.resolve(), agents=agents, host=host, master_port=master_port,
         containerizers=containerizers, agent_resources=agent_resources, log_level=log_level,
+        docker_socket=docker_socket,
         marathon_port=marathon_port, chronos_port=chronos_port, chronos_failure_retry=chronos_failure_retry,
     )
     try:
