@@ -246,7 +246,7 @@ def test_an_instant_missed_within_epsilon_runs_once_after_a_restart(stack: Chron
     from datetime import UTC, datetime
 
     runs = tmp_path / "late.txt"
-    due = time.time() + 3
+    due = (int(time.time() * 1000) + 3000) / 1000   # a whole millisecond: the schedule keeps ms
     start = datetime.fromtimestamp(due, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     stack.client.add(job("L", f"echo $CHRONOS_JOB_RUN_TIME >> {runs}", schedule=f"R1/{start}/PT1H",
                          epsilon="PT30S"))
