@@ -52,6 +52,8 @@ from lichen.agent.containerizer.process import ProcessContainerizer
 
 log = logging.getLogger(__name__)
 
+CREATE_TIMEOUT = 60.0   # seconds runc may take to create a container
+
 RUNTIME_TIMEOUT = 30.0          # bound on one `runc kill/delete/state` call
 KILL_SETTLE_TIMEOUT = 10.0
 _META = ".lichen"
@@ -151,11 +153,17 @@ class OciContainerizer:
             if oci.network is not None:
                 await self._proxies.start(oci.network)
             await _maybe_await(self.images.acquire(image, spec.container_id))
-            argv = [runtime, "--root", str(self.state_root), "run",
+            pid_file = _oci_dir(oci.sandbox) / "container.pid"
+            pid_file.unlink(missing_ok=True)
+            argv = [runtime, "--root", str(self.state_root), "run", "--pid-file", str(pid_file),
                      "--bundle", str(_oci_dir(oci.sandbox) / "bundle"), oci.runtime_id]
             await self._processes.launch(LaunchSpec(spec.container_id, oci.sandbox, argv, dict(_RUNTIME_ENV)))
+            await self._until_created(spec.container_id, pid_file)
         except BaseException as e:
             self._containers.pop(spec.container_id, None)
+            with contextlib.suppress(Exception):
+                await self._processes.kill(spec.container_id, 0.0)   # a runc run that never created it
+                await self._runtime("delete", "--force", oci.runtime_id)
             await self._proxies.stop(spec.container_id)
             await asyncio.to_thread(self._teardown, oci)
             with contextlib.suppress(Exception):
@@ -339,6 +347,20 @@ class OciContainerizer:
         with contextlib.suppress(OSError):
             _write_json_atomic(oci.meta / "oci-termination.json", asdict(termination))
         return termination
+
+    async def _until_created(self, container_id: str, pid_file: Path) -> None:
+        """Return once runc has created the container (its pid file exists), so that the
+        agent's TASK_RUNNING means a running container; or once `runc run` has ended (the
+        launch failed: wait() reports how)."""
+        deadline = asyncio.get_running_loop().time() + CREATE_TIMEOUT
+        delay = 0.001
+        while not pid_file.exists():
+            if await self._ended_within(container_id, 0.0):
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise LaunchError(f"the OCI runtime did not create the container within {CREATE_TIMEOUT:g}s")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.02)
 
     async def _ended_within(self, container_id: str, seconds: float) -> bool:
         try:
