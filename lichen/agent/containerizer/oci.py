@@ -92,6 +92,7 @@ class _Oci:
     cgroup: cg.ContainerCgroup | None
     mem_mb: float | None
     network: on.NetworkPlan | None = None
+    image: str = ""          # the image's reference, to hold it in the store after a restart
 
     @property
     def meta(self) -> Path:
@@ -207,6 +208,7 @@ class OciContainerizer:
             # Launched, but the wrapper never started: nothing runs; clean up now.
             await self.destroy(container_id)
         for container_id in found:
+            self._hold_image(container_id)
             plan = self._containers[container_id].network
             if plan is not None:
                 try:
@@ -214,6 +216,17 @@ class OciContainerizer:
                 except on.NetworkError as e:
                     log.warning("cannot re-open the port proxies of %s: %s", container_id, e)
         return found
+
+    def _hold_image(self, container_id: str) -> None:
+        """A recovered container holds its image again, so garbage collection keeps its layers."""
+        reference = self._containers[container_id].image
+        cached = getattr(self.images, "cached", None)
+        if not reference or cached is None:
+            return
+        with contextlib.suppress(Exception):
+            image = cached(reference)
+            if image is not None:
+                self.images.acquire(image, container_id)
 
     async def destroy(self, container_id: str) -> None:
         """Kill what is left, delete the runtime's container, unmount the rootfs, remove the
@@ -247,7 +260,7 @@ class OciContainerizer:
         sandbox = Path(spec.sandbox).absolute()
         meta = sandbox / _META
         oci = _Oci(spec.container_id, runtime_id(spec.container_id), sandbox,
-                   _oci_dir(sandbox) / "rootfs", None, spec.mem_mb)
+                   _oci_dir(sandbox) / "rootfs", None, spec.mem_mb, image=str(getattr(image, "reference", "")))
         container = spec.container or {}
         try:
             network = ob.network_mode(container)
@@ -509,6 +522,7 @@ def _describe(oci: _Oci) -> dict[str, Any]:
     return {
         "container_id": oci.container_id,
         "runtime_id": oci.runtime_id,
+        "image": oci.image,
         "rootfs": str(oci.rootfs),
         "mem_mb": oci.mem_mb,
         "cgroup": None if cgroup is None else {
@@ -533,7 +547,7 @@ def _load(container_id: str, sandbox: Path) -> _Oci | None:
         )
     return _Oci(container_id, str(data.get("runtime_id") or runtime_id(container_id)), sandbox,
                 Path(data.get("rootfs") or _oci_dir(sandbox) / "rootfs"), cgroup, data.get("mem_mb"),
-                on.load_plan(sandbox / _META / "oci-network.json"))
+                on.load_plan(sandbox / _META / "oci-network.json"), str(data.get("image") or ""))
 
 
 def _limit_hit(cgroup: cg.ContainerCgroup) -> bool:

@@ -45,6 +45,7 @@ class Config:
 class DirImage:
     layers: tuple[Path, ...]
     config: Config
+    reference: str = ""
 
 
 class DirImages:
@@ -54,12 +55,15 @@ class DirImages:
         self.held: dict[str, DirImage] = {}
 
     def add(self, name: str, config: Config) -> None:
-        self.images[name] = DirImage((self.layer,), config)
+        self.images[name] = DirImage((self.layer,), config, name)
 
     async def get(self, reference: str, force_pull: bool = False) -> DirImage:
         if reference not in self.images:
             raise LookupError(f"image '{reference}' not found")
         return self.images[reference]
+
+    def cached(self, reference: str) -> DirImage | None:
+        return self.images.get(reference)
 
     def acquire(self, image: DirImage, container_id: str) -> None:
         self.held[container_id] = image
@@ -254,9 +258,12 @@ def test_recover_after_restart_keeps_running_container(env: Env) -> None:
 
     async def go() -> Any:
         await env.containerizer().launch(spec)       # that containerizer is "the old agent"
+        env.images.held.clear()                      # a new agent's store holds nothing yet
         c = env.containerizer()
         try:
             assert await c.recover({spec.container_id: spec.sandbox}) == {spec.container_id}
+            # The recovered container holds its image again, so GC keeps its layers.
+            assert spec.container_id in env.images.held
             return await c.wait(spec.container_id)
         finally:
             await c.destroy(spec.container_id)
