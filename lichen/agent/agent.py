@@ -44,21 +44,10 @@ from lichen.agent.master_link import MasterLink
 from lichen.agent.status_updates import StatusUpdateQueues, Update, new_uuid
 from lichen.errors import LichenError
 from lichen.resources import Resources
+from lichen.task_states import TERMINAL_STATES
 
 log = logging.getLogger(__name__)
 
-TERMINAL_STATES = frozenset(
-    {
-        "TASK_FINISHED",
-        "TASK_FAILED",
-        "TASK_KILLED",
-        "TASK_ERROR",
-        "TASK_LOST",
-        "TASK_DROPPED",
-        "TASK_GONE",
-        "TASK_GONE_BY_OPERATOR",
-    }
-)
 DEFAULT_KILL_GRACE = 3.0              # Mesos's command executor
 MAX_COMPLETED_EXECUTORS = 150
 MAX_COMPLETED_FRAMEWORKS = 50

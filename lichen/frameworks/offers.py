@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-TERMINAL_STATES = frozenset({"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST",
-                             "TASK_DROPPED", "TASK_GONE", "TASK_GONE_BY_OPERATOR"})
-
 
 def attribute_text(attr: dict[str, Any]) -> str:
     """An agent attribute's value as text, the way constraints compare it:

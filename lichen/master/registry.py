@@ -18,19 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lichen.resources import Resources
-
-TERMINAL_STATES = frozenset(
-    {
-        "TASK_FINISHED",
-        "TASK_FAILED",
-        "TASK_KILLED",
-        "TASK_ERROR",
-        "TASK_LOST",
-        "TASK_DROPPED",
-        "TASK_GONE",
-        "TASK_GONE_BY_OPERATOR",
-    }
-)
+from lichen.task_states import TERMINAL_STATES
 
 ALL_STATES = TERMINAL_STATES | {
     "TASK_STAGING",

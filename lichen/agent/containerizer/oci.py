@@ -33,7 +33,6 @@ import asyncio
 import contextlib
 import hashlib
 import inspect
-import json
 import logging
 import os
 import re
@@ -48,7 +47,7 @@ from lichen.agent.containerizer import cgroups as cg
 from lichen.agent.containerizer import oci_bundle as ob
 from lichen.agent.containerizer import oci_network as on
 from lichen.agent.containerizer.base import LaunchError, LaunchSpec, Termination
-from lichen.agent.containerizer.process import ProcessContainerizer
+from lichen.agent.containerizer.process import ProcessContainerizer, _read_json, _write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -578,18 +577,3 @@ async def _maybe_await(value: Any) -> Any:
     if inspect.isawaitable(value):
         return await value
     return value
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _write_json_atomic(path: Path, data: object) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
-
