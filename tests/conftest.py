@@ -36,6 +36,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             reporter.write_line("no tests were collected: failing the run", red=True)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test shows the last lines of every daemon it started: CI keeps nothing else."""
+    outcome = yield
+    report = outcome.get_result()
+    started = getattr(item, "funcargs", {}).get("daemons")
+    if report.failed and isinstance(started, _Daemons):
+        for daemon in started.started:
+            report.sections.append((f"{daemon.kind} log ({daemon.log_path.name})", daemon.log_tail(60)))
+
+
 class _Daemons:
     """What a test started; stops it all, agents first."""
 

@@ -113,7 +113,12 @@ def test_bridge_app_answers_on_its_host_ports(stack: Stack, registry: Registry) 
         a = requests.get(stack.marathon.url + "/v2/apps/bridged", timeout=5).json()["app"]
         return a["tasks"] if a["tasksRunning"] == 3 and not a["deployments"] else []
 
-    tasks = wait_for(running, 90, "three bridged instances")
+    try:
+        tasks = wait_for(running, 90, "three bridged instances")
+    except AssertionError as e:
+        got = requests.get(stack.marathon.url + "/v2/apps/bridged", params={"embed": "app.lastTaskFailure"},
+                           timeout=5).json()["app"]
+        raise AssertionError(f"{e}; the app: {got}") from None
     got = requests.get(stack.marathon.url + "/v2/apps/bridged", timeout=5).json()["app"]
     assert got["networks"] == [{"mode": "container/bridge"}]
     assert 10000 <= got["container"]["portMappings"][0]["servicePort"] <= 20000
