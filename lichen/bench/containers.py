@@ -15,12 +15,19 @@ Everything runs for real, side by side in one run:
 - the bare baseline: the image's layers unpacked once into a bundle rootfs (`runc spec`,
   args `sleep 3600`, host network), then N x `runc run -d` timed until `runc state` says
   running (each deleted with `runc delete -f` before the next);
-- `docker run -d` of the same image only when a Docker Engine answers on `docker_socket`
-  (or DOCKER_HOST); otherwise `docker_p50_ms` is null. No dockerd is ever started here;
+- `docker run -d` of the same image, loaded from the same OCI layout (skopeo to a
+  docker-archive, loaded through the API: nothing is pulled), on the engine at
+  `docker_socket` (or DOCKER_HOST) when one answers, else on a private engine started here
+  (`lichen.bench.dockerd`, after the oci and runc runs, stopped at the end); one untimed
+  warm-up, then N x the `docker` CLI's `run -d --network host ... sleep 3600` (what a
+  docker user waits for: it returns once the engine has started the container, checked
+  untimed with inspect), each removed before the next (`docker_p50_ms`, `docker_p99_ms`,
+  `docker_over_oci`: docker p50 over oci p50). `no_docker` skips it (all null);
 - a cold pull-and-run of a 5-layer image from the same registry (`cold_5_layers_ms`).
 
 Everything started is stopped at the end, failure or not: tasks killed, runc containers
-deleted, overlays unmounted (`lichen.cli.up.kill_tasks`), processes terminated.
+deleted, overlays unmounted (`lichen.cli.up.kill_tasks`), processes terminated, the
+private engine stopped with its containerd and containers (it never creates docker0).
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -45,7 +53,9 @@ from typing import Any
 
 import aiohttp
 
+from lichen.bench.dockerd import convert_layout, dockerd_available, load_archive, start_dockerd
 from lichen.bench.marathon import _percentile, _start, _stop
+from lichen.errors import InvalidRequest
 from lichen.recordio import Decoder
 
 TASK_CPUS = 0.01
@@ -370,46 +380,99 @@ def _remove_cgroups(name: str) -> None:
                 os.rmdir(dirpath)
 
 
-def _docker_host(docker_socket: str | None) -> str | None:
-    host = docker_socket or os.environ.get("DOCKER_HOST")
-    if not host or shutil.which("docker") is None:
-        return None
-    if host.startswith("/"):
-        host = f"unix://{host}"
+def _docker_answers(host: str) -> bool:
     probe = subprocess.run(["docker", "-H", host, "version", "--format", "{{.Server.Version}}"],
                            check=False, capture_output=True, timeout=10)
-    return host if probe.returncode == 0 else None
+    return probe.returncode == 0
+
+
+def _docker_engine(docker_socket: str | None, no_docker: bool, cgroups_root: str,
+                   stack: contextlib.ExitStack) -> tuple[str | None, str | None]:
+    """The engine to time `docker run` on, and whether it is "external" or "private".
+
+    An explicit `docker_socket` must answer (InvalidRequest otherwise). DOCKER_HOST is used
+    when it answers; else a private engine is started (stopped by `stack`) when dockerd is
+    installed and we are root, its containers' cgroups under `cgroups_root` (removed with
+    the rest). (None, None) when docker is not timed; why goes to stderr.
+    """
+    if no_docker:
+        return None, None
+    if shutil.which("docker") is None:
+        _note("no docker CLI on PATH: docker run is not timed")
+        return None, None
+    if docker_socket:
+        host = f"unix://{docker_socket}" if docker_socket.startswith("/") else docker_socket
+        if not _docker_answers(host):
+            raise InvalidRequest(f"no Docker Engine answers on --docker-socket {docker_socket!r}",
+                                 field="docker-socket")
+        return host, "external"
+    env_host = os.environ.get("DOCKER_HOST")
+    if env_host and _docker_answers(env_host):
+        return env_host, "external"
+    if not dockerd_available():
+        _note("no dockerd installed (or not root): docker run is not timed")
+        return None, None
+    # Its own short dir: the engine's unix sockets live under it. No bridge: the runs use
+    # host networking, and a docker0 of another engine on this host is left alone.
+    root = Path(tempfile.mkdtemp(prefix="lichen-bench-dockerd-", dir="/tmp"))
+    engine = start_dockerd(root, bridge=False, args=["--cgroup-parent", f"/{cgroups_root}/docker"])
+    stack.callback(engine.stop)
+    return engine.socket, "private"
+
+
+def _note(message: str) -> None:
+    print(f"lichen bench containers: {message}", file=sys.stderr)
 
 
 def _docker_run(host: str, layout: Path, tag: str, work_dir: Path, launches: int) -> list[float]:
+    """Seconds of each `docker run -d` CLI call, after one untimed warm-up run.
+
+    `docker run -d` returns once the engine has started the container (its start call
+    answers after the container's process runs); each run is then checked, untimed, to be
+    running per `docker inspect`, and removed before the next.
+    """
+    import docker
+
+    work_dir.mkdir(parents=True, exist_ok=True)
     archive = work_dir / "busybox.tar"
     name = f"lichen-bench/busybox:{tag}"
-    subprocess.run(["skopeo", "--insecure-policy", "copy", "--quiet", f"oci:{layout}:{tag}",
-                    f"docker-archive:{archive}:{name}"], check=True, capture_output=True, timeout=120)
-    subprocess.run(["docker", "-H", host, "load", "-i", str(archive)], check=True, capture_output=True, timeout=120)
+    convert_layout(layout, tag, name, archive)
+    load_archive(host, archive)
+    client = docker.DockerClient(base_url=host, version="auto", timeout=60)
     timings: list[float] = []
     try:
-        for i in range(launches):
+        for i in range(launches + 1):
             cname = f"lichen-bench-{os.getpid()}-{i}"
             started = time.perf_counter()
             try:
-                subprocess.run(["docker", "-H", host, "run", "-d", "--network", "host", "--name", cname,
-                                name, "sleep", "3600"], check=True, capture_output=True, timeout=60)
-                timings.append(time.perf_counter() - started)
+                ran = subprocess.run(["docker", "-H", host, "run", "-d", "--network", "host", "--name", cname,
+                                      name, "sleep", "3600"], check=False, capture_output=True, timeout=60)
+                elapsed = time.perf_counter() - started
+                if ran.returncode != 0:
+                    raise RuntimeError(f"docker run -d {name} failed: {ran.stderr.decode(errors='replace').strip()}")
+                if not client.api.inspect_container(cname)["State"]["Running"]:
+                    raise RuntimeError(f"docker run -d returned but container {cname} is not running")
+                if i > 0:  # the first run warms the engine up
+                    timings.append(elapsed)
             finally:
-                subprocess.run(["docker", "-H", host, "rm", "-f", cname], check=False, capture_output=True, timeout=60)
+                with contextlib.suppress(docker.errors.APIError):
+                    client.api.remove_container(cname, force=True, v=True)
     finally:
-        subprocess.run(["docker", "-H", host, "rmi", name], check=False, capture_output=True, timeout=60)
+        with contextlib.suppress(docker.errors.APIError):
+            client.api.remove_image(name, force=True)
+        client.close()
     return timings
 
 
 # --- the whole run --------------------------------------------------------------------
 
-def run(launches: int = 30, docker_socket: str | None = None) -> dict[str, Any]:
+def run(launches: int = 30, docker_socket: str | None = None, no_docker: bool = False) -> dict[str, Any]:
     from lichen.cli.up import kill_tasks
 
     if os.geteuid() != 0 or shutil.which("runc") is None:
         raise RuntimeError("the containers benchmark needs root and runc")
+    if docker_socket and no_docker:
+        raise InvalidRequest("--docker-socket and --no-docker exclude each other", field="docker-socket")
     tag = "latest"
     cgroups_root = f"lichen-bench-{os.getpid()}"
     with tempfile.TemporaryDirectory(prefix="lichen-bench-") as tmp_name:
@@ -424,6 +487,8 @@ def run(launches: int = 30, docker_socket: str | None = None) -> dict[str, Any]:
             five = f"{reg_addr}/bench/five-layers:{tag}"
             _push(tmp / "busybox", tag, busybox)
             _push(tmp / "five", tag, five)
+            if docker_socket:  # fail before the long part, not after it
+                _docker_engine(docker_socket, False, cgroups_root, contextlib.ExitStack())
             master, master_addr = _start("master", tmp / "master", "--allocation-interval", "0.02")
             try:
                 tasks = 2 * launches + 4
@@ -439,8 +504,10 @@ def run(launches: int = 30, docker_socket: str | None = None) -> dict[str, Any]:
             finally:
                 _stop(master)
             bare, bare_run_only = _bare_runc(tmp / "runc", layers, launches, cgroups_root)
-            host = _docker_host(docker_socket)
-            docker = _docker_run(host, tmp / "busybox", tag, tmp / "docker", launches) if host else None
+            # The engine runs only now, so that it takes no CPU from the runs above.
+            with contextlib.ExitStack() as engine_stack:
+                host, engine = _docker_engine(docker_socket, no_docker, cgroups_root, engine_stack)
+                docker = _docker_run(host, tmp / "busybox", tag, tmp / "docker", launches) if host else None
         finally:
             _stop_group(registry)
             with contextlib.suppress(Exception):
@@ -455,7 +522,11 @@ def run(launches: int = 30, docker_socket: str | None = None) -> dict[str, Any]:
             "overhead_p50_ms": round(result["oci_p50_ms"] - runc_p50, 1),
             "oci_started_p50_ms": result["oci_started_p50_ms"], "oci_started_p99_ms": result["oci_started_p99_ms"],
             "started_overhead_p50_ms": round(result["oci_started_p50_ms"] - runc_p50, 1),
-            "docker_p50_ms": docker_p50, "launches_per_s": result["launches_per_s"],
+            "docker_engine": engine,
+            "docker_p50_ms": docker_p50,
+            "docker_p99_ms": round(_percentile(docker, 99) * 1000, 1) if docker else None,
+            "docker_over_oci": round(docker_p50 / result["oci_p50_ms"], 2) if docker_p50 else None,
+            "launches_per_s": result["launches_per_s"],
             "cold_busybox_ms": result["cold_busybox_ms"], "cold_5_layers_ms": result["cold_5_layers_ms"]}
 
 

@@ -82,9 +82,11 @@ def chronos_bench(jobs: int, window: float, agents: int, allocation_interval: fl
 @bench.command("containers")
 @click.option("--launches", default=30, show_default=True, type=click.IntRange(min=1))
 @click.option("--docker-socket", default=None,
-              help="A Docker Engine to compare `docker run` with (default: DOCKER_HOST; none: reported as null).")
-def containers(launches: int, docker_socket: str | None) -> None:
+              help="A running Docker Engine to time `docker run` on (default: DOCKER_HOST when it "
+                   "answers, else a private dockerd started for the run).")
+@click.option("--no-docker", is_flag=True, help="Do not time `docker run` (docker figures null).")
+def containers(launches: int, docker_socket: str | None, no_docker: bool) -> None:
     """Time oci container launches (ACCEPT -> TASK_RUNNING) against bare runc and docker run."""
     from lichen.bench import containers as containers_bench
 
-    _print_result(containers_bench.run(launches=launches, docker_socket=docker_socket))
+    _print_result(containers_bench.run(launches=launches, docker_socket=docker_socket, no_docker=no_docker))
