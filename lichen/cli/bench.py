@@ -88,5 +88,12 @@ def chronos_bench(jobs: int, window: float, agents: int, allocation_interval: fl
 def containers(launches: int, docker_socket: str | None, no_docker: bool) -> None:
     """Time oci container launches (ACCEPT -> TASK_RUNNING) against bare runc and docker run."""
     from lichen.bench import containers as containers_bench
+    from lichen.errors import LichenError
 
-    _print_result(containers_bench.run(launches=launches, docker_socket=docker_socket, no_docker=no_docker))
+    if docker_socket and no_docker:
+        raise click.UsageError("--docker-socket and --no-docker exclude each other")
+    try:
+        result = containers_bench.run(launches=launches, docker_socket=docker_socket, no_docker=no_docker)
+    except LichenError as e:  # a --docker-socket where no engine answers
+        raise click.ClickException(e.message) from None
+    _print_result(result)
