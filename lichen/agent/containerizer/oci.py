@@ -46,6 +46,7 @@ from typing import Any, Protocol
 from lichen.agent.containerizer import cgroups as cg
 from lichen.agent.containerizer import oci_bundle as ob
 from lichen.agent.containerizer import oci_network as on
+from lichen.agent.containerizer import seccomp as sc
 from lichen.agent.containerizer.base import LaunchError, LaunchSpec, Termination
 from lichen.agent.containerizer.process import ProcessContainerizer, _read_json, _write_json_atomic
 
@@ -109,6 +110,7 @@ class OciContainerizer:
         allow_privileged: bool = False,
         pids_limit: int | None = ob.DEFAULT_PIDS_LIMIT,
         bridge: on.BridgeNetwork | None = None,
+        seccomp_profile: str = sc.DEFAULT,
     ) -> None:
         self.work_dir = Path(work_dir)
         self.images = images
@@ -116,6 +118,7 @@ class OciContainerizer:
         self.cgroups_root = cgroups_root
         self.allow_privileged = allow_privileged
         self.pids_limit = pids_limit
+        self.seccomp = sc.load_policy(seccomp_profile)   # raises SeccompError for a bad profile
         self.state_root = self.work_dir / "oci-state"
         self.bridge = bridge or on.BridgeNetwork()
         self._proxies = on.PortProxies()
@@ -315,6 +318,7 @@ class OciContainerizer:
                 cpus=spec.cpus,
                 pids_limit=self.pids_limit,
                 privileged=wants_privilege,
+                seccomp=self.seccomp,
             ))
             _write_json_atomic(bundle / "config.json", config)
         except (OSError, ob.BundleError, LaunchError, on.NetworkError) as e:

@@ -7,7 +7,9 @@ masked paths, cgroup limits). `oci.py` gathers the inputs (the image, the sandbo
 mounted rootfs, `/etc/passwd` of the image) and writes what `build_config` returns.
 
 Privilege defaults follow Docker's: its default capability set, `noNewPrivileges`,
-its masked and read-only kernel paths, devices denied but for the runtime's defaults.
+its masked and read-only kernel paths, devices denied but for the runtime's defaults, and
+a seccomp filter (`seccomp.py`) rendered for the container's capabilities. A privileged
+container gets none of these, as in Docker.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from lichen.agent.containerizer.seccomp import Policy
 
 SANDBOX_PATH = "/mnt/mesos/sandbox"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -94,6 +98,7 @@ class BundleSpec:
     cpus: float | None = None
     pids_limit: int | None = DEFAULT_PIDS_LIMIT
     privileged: bool = False
+    seccomp: Policy | None = None        # None: unconfined (privileged containers always are)
     mask_paths_in_sandbox: tuple[str, ...] = field(default=(".lichen",))
 
 
@@ -312,6 +317,8 @@ def build_config(spec: BundleSpec) -> dict[str, Any]:
     if not spec.privileged:
         linux["maskedPaths"] = list(MASKED_PATHS)
         linux["readonlyPaths"] = list(READONLY_PATHS)
+        if spec.seccomp is not None:
+            linux["seccomp"] = spec.seccomp.render(caps)
     config: dict[str, Any] = {
         "ociVersion": "1.0.2",
         "process": process,
