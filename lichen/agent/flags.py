@@ -25,6 +25,7 @@ class AgentFlags:
     oci_runtime: str = "runc"
     image_store_budget: int | None = None         # bytes of unpacked layers kept; None: no limit
     allow_privileged: bool = False
+    seccomp_profile: str = "default"              # default, unconfined, or a JSON profile file
     registry_config: Path | None = None           # a Docker-style config.json with credentials
     insecure_registries: str = ""                 # comma-separated host:port spoken to over HTTP
     docker_socket: str | None = None              # unix://... ; DOCKER_HOST when None

@@ -72,10 +72,15 @@ def build_containerizer(flags: AgentFlags, work_dir: Path) -> CompositeContainer
             registry_config=flags.registry_config,
             insecure_registries=[r.strip() for r in flags.insecure_registries.split(",") if r.strip()],
         )
-        chosen["oci"] = OciContainerizer(
-            work_dir, store, runtime=flags.oci_runtime, cgroups_root=flags.cgroups_root,
-            allow_privileged=flags.allow_privileged,
-        )
+        from lichen.agent.containerizer.seccomp import SeccompError
+
+        try:
+            chosen["oci"] = OciContainerizer(
+                work_dir, store, runtime=flags.oci_runtime, cgroups_root=flags.cgroups_root,
+                allow_privileged=flags.allow_privileged, seccomp_profile=flags.seccomp_profile,
+            )
+        except SeccompError as e:
+            raise SystemExit(f"--seccomp-profile: {e}") from None
     if "docker" in names:
         try:
             docker = importlib.import_module("lichen.agent.containerizer.docker")

@@ -67,6 +67,8 @@ def master(**opts: object) -> None:
 @click.option("--oci-runtime", default="runc", show_default=True, help="The OCI runtime binary of the oci containerizer.")
 @click.option("--image-store-budget", default=None, type=int, help="Bytes of unpacked image layers to keep (default: no limit).")
 @click.option("--allow-privileged", is_flag=True, default=False, help="Allow containers with docker.privileged.")
+@click.option("--seccomp-profile", default="default", show_default=True,
+              help="Seccomp of oci containers: default, unconfined, or a JSON profile file (OCI or Docker format).")
 @click.option("--registry-config", default=None, type=click.Path(path_type=Path), help="Docker-style config.json with registry credentials.")
 @click.option("--insecure-registries", default="", help="Comma-separated host:port registries spoken to over plain HTTP.")
 @click.option("--docker-socket", default=None, help="Docker Engine socket for the docker containerizer (default: DOCKER_HOST).")
