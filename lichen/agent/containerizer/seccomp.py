@@ -20,9 +20,9 @@ CAP_DAC_READ_SEARCH.
 
 Why a denylist (`defaultAction: SCMP_ACT_ALLOW`, the refused syscalls `SCMP_ACT_ERRNO`
 with `errnoRet` 1) where Docker ships an allowlist: an allowlist refuses every syscall
-newer than the list, so a new libc or runtime that calls one (`clone3`, `faccessat2`,
-`close_range`, `rseq`, `futex_waitv`, ... each broke images under Docker's list until it
-was updated) fails in a lichen container while it works on the host. A denylist keeps
+newer than the list, so a new libc or runtime that calls one fails in a container while
+it works on the host (`clone3` and `faccessat2` broke images under Docker's list that way
+until it was updated). A denylist keeps
 working for syscalls newer than the list; what it gives up is refusing a new *dangerous*
 syscall before we list it, and new syscalls that reach privileged kernel paths check
 capabilities, which the container lacks. The refused set is small and stable (the
