@@ -693,13 +693,16 @@ class Agent:
             container=task.info.get("container") if isinstance(task.info.get("container"), dict) else None,
             shell=bool(command.get("shell", True)),
         )
+        # TASK_STARTING says the launch has begun (as Mesos's command executor sends it,
+        # before it forks the command); its acknowledgement then travels while the
+        # container starts, and TASK_RUNNING goes out the moment the container runs.
+        self.update_task(task, "TASK_STARTING")
         try:
             await self.containerizer.launch(spec)
         except LaunchError as e:
             self._launch_failed(task, f"Failed to launch container: {e}")
             return False
         task.launched = True
-        self.update_task(task, "TASK_STARTING")
         note = getattr(self.containerizer, "notes", {}).pop(container_id, "")
         if note:
             self.update_task(task, "TASK_RUNNING", message=note)

@@ -100,6 +100,18 @@ class ContainerCgroup:
                 return
             time.sleep(0.01)
 
+    def limit_cpu(self, cpus: float) -> None:
+        """Shares (weight) and a CFS quota for `cpus`. Raises OSError."""
+        if self.cpu is None:
+            return
+        if self.version == 1:
+            _write(self.cpu / "cpu.shares", cpu_shares(cpus))
+            _write(self.cpu / "cpu.cfs_period_us", CFS_PERIOD_US)
+            _write(self.cpu / "cpu.cfs_quota_us", cfs_quota_us(cpus))
+        else:
+            _write(self.cpu / "cpu.weight", cpu_weight(cpu_shares(cpus)))
+            (self.cpu / "cpu.max").write_text(f"{cfs_quota_us(cpus)} {CFS_PERIOD_US}\n")
+
     def destroy(self) -> None:
         """Kill what is left in the cgroups and remove them. Safe to call twice."""
         existing = [d for d in self.dirs if d.exists()]
@@ -159,10 +171,8 @@ class CgroupsV1:
         try:
             for d in cgroup.dirs:
                 d.mkdir(parents=True, exist_ok=True)
-            if cpus is not None and cgroup.cpu is not None:
-                _write(cgroup.cpu / "cpu.shares", cpu_shares(cpus))
-                _write(cgroup.cpu / "cpu.cfs_period_us", CFS_PERIOD_US)
-                _write(cgroup.cpu / "cpu.cfs_quota_us", cfs_quota_us(cpus))
+            if cpus is not None:
+                cgroup.limit_cpu(cpus)
             if mem_mb is not None and cgroup.memory is not None:
                 limit = mem_bytes(mem_mb)
                 _write(cgroup.memory / "memory.limit_in_bytes", limit)
@@ -210,9 +220,8 @@ class CgroupsV2:
         cgroup = self.find(container_id)
         try:
             cgroup.dirs[0].mkdir(exist_ok=True)
-            if cpus is not None and cgroup.cpu is not None:
-                _write(cgroup.cpu / "cpu.weight", cpu_weight(cpu_shares(cpus)))
-                (cgroup.cpu / "cpu.max").write_text(f"{cfs_quota_us(cpus)} {CFS_PERIOD_US}\n")
+            if cpus is not None:
+                cgroup.limit_cpu(cpus)
             if mem_mb is not None and cgroup.memory is not None:
                 _write(cgroup.memory / "memory.max", mem_bytes(mem_mb))
                 swap = cgroup.memory / "memory.swap.max"

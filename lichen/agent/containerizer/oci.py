@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import hashlib
 import inspect
 import logging
@@ -60,6 +61,8 @@ _META = ".lichen"
 _RUNTIME_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"}
 _PEAK_SLACK = 256 * 1024
 _RUNTIME_ID = re.compile(r"^[\w+.-]{1,128}$")
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_MNT_DETACH = 2
 
 
 class ImageLike(Protocol):
@@ -162,6 +165,11 @@ class OciContainerizer:
                      "--bundle", str(_oci_dir(oci.sandbox) / "bundle"), oci.runtime_id]
             await self._processes.launch(LaunchSpec(spec.container_id, oci.sandbox, argv, dict(_RUNTIME_ENV)))
             await self._until_created(spec.container_id, pid_file)
+            if spec.cpus is not None and oci.cgroup is not None:
+                try:
+                    oci.cgroup.limit_cpu(spec.cpus)     # see _resources in oci_bundle.py
+                except OSError as e:
+                    raise LaunchError(f"cannot limit the cpus of '{spec.container_id}': {e}") from e
         except BaseException as e:
             self._containers.pop(spec.container_id, None)
             with contextlib.suppress(Exception):
@@ -315,7 +323,6 @@ class OciContainerizer:
                 hostname=oci.runtime_id[:12],
                 volumes=volumes,
                 extra_binds=_name_files(bundle, network),
-                cpus=spec.cpus,
                 pids_limit=self.pids_limit,
                 privileged=wants_privilege,
                 seccomp=self.seccomp,
@@ -367,16 +374,12 @@ class OciContainerizer:
     async def _until_created(self, container_id: str, pid_file: Path) -> None:
         """Return once runc has created the container (its pid file exists), so that the
         agent's TASK_RUNNING means a running container; or once `runc run` has ended (the
-        launch failed: wait() reports how)."""
-        deadline = asyncio.get_running_loop().time() + CREATE_TIMEOUT
-        delay = 0.001
-        while not pid_file.exists():
-            if await self._ended_within(container_id, 0.0):
-                return
-            if asyncio.get_running_loop().time() > deadline:
-                raise LaunchError(f"the OCI runtime did not create the container within {CREATE_TIMEOUT:g}s")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.005)   # runc creates in ~30 ms: poll finely
+        launch failed: wait() reports how). Woken by inotify, not by polling."""
+        try:
+            await self._processes.files.wait(pid_file, CREATE_TIMEOUT,
+                                             abandon=lambda: self._processes.ended(container_id))
+        except TimeoutError:
+            raise LaunchError(f"the OCI runtime did not create the container within {CREATE_TIMEOUT:g}s") from None
 
     async def _ended_within(self, container_id: str, seconds: float) -> bool:
         try:
@@ -441,12 +444,11 @@ def _mount_overlay(layers: tuple[Path, ...], oci_dir: Path) -> None:
     # overlayfs lists lowerdirs top first; the store gives them lowest first.
     lower = ":".join(str(p) for p in reversed(layers))
     options = f"lowerdir={lower},upperdir={oci_dir / 'upper'},workdir={oci_dir / 'work'}"
-    result = subprocess.run(
-        ["mount", "-t", "overlay", "overlay", "-o", options, str(oci_dir / "rootfs")],
-        check=False, capture_output=True, text=True, timeout=RUNTIME_TIMEOUT,
-    )
-    if result.returncode != 0:
-        raise LaunchError(f"cannot mount the container's rootfs: {result.stderr.strip()}")
+    # mount(2) itself: the mount(8) binary costs a fork and exec per launch.
+    target = os.fsencode(str(oci_dir / "rootfs"))
+    if _LIBC.mount(b"overlay", target, b"overlay", 0, os.fsencode(options)) != 0:
+        err = ctypes.get_errno()
+        raise LaunchError(f"cannot mount the container's rootfs: {os.strerror(err)} ({len(layers)} layers)")
 
 
 def _is_mounted(path: Path) -> bool:
@@ -463,13 +465,13 @@ def _is_mounted(path: Path) -> bool:
 
 
 def _unmount(path: Path) -> None:
+    target = os.fsencode(str(path))
     for _ in range(10):
         if not _is_mounted(path):
             return
-        result = subprocess.run(["umount", str(path)], check=False, capture_output=True, text=True)
-        if result.returncode != 0:
+        if _LIBC.umount2(target, 0) != 0:
             # Busy: detach it; the kernel frees it once the last user is gone.
-            subprocess.run(["umount", "-l", str(path)], check=False, capture_output=True)
+            _LIBC.umount2(target, _MNT_DETACH)
     if _is_mounted(path):
         log.warning("cannot unmount %s", path)
 

@@ -23,7 +23,6 @@ from lichen.agent.containerizer.seccomp import Policy
 
 SANDBOX_PATH = "/mnt/mesos/sandbox"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-CFS_PERIOD_US = 100_000
 DEFAULT_PIDS_LIMIT = 4096
 
 # Docker's default capability set (moby's oci/caps/defaults.go).
@@ -95,7 +94,6 @@ class BundleSpec:
     hostname: str | None = None
     volumes: tuple[Volume, ...] = ()
     extra_binds: tuple[Volume, ...] = ()  # /etc/resolv.conf, /etc/hosts, ...
-    cpus: float | None = None
     pids_limit: int | None = DEFAULT_PIDS_LIMIT
     privileged: bool = False
     seccomp: Policy | None = None        # None: unconfined (privileged containers always are)
@@ -334,13 +332,9 @@ def build_config(spec: BundleSpec) -> dict[str, Any]:
 def _resources(spec: BundleSpec) -> dict[str, Any]:
     devices = [{"allow": spec.privileged, "access": "rwm"}]
     resources: dict[str, Any] = {"devices": devices}
-    if spec.cpus is not None:
-        # Memory is limited on the parent cgroup, not here: see oci.py (OOM detection).
-        resources["cpu"] = {
-            "shares": max(2, int(spec.cpus * 1024)),
-            "quota": max(1000, int(spec.cpus * CFS_PERIOD_US)),
-            "period": CFS_PERIOD_US,
-        }
+    # cpu and memory are limited on the parent cgroup, not here (see oci.py): the memory
+    # limit for OOM detection, the cpu quota once the runtime has created the container
+    # (runc's own set-up, seccomp filter included, is not throttled by a small quota).
     if spec.pids_limit is not None:
         resources["pids"] = {"limit": spec.pids_limit}
     return resources

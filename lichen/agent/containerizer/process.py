@@ -38,6 +38,7 @@ from typing import Any
 
 from lichen.agent.containerizer import cgroups as cg
 from lichen.agent.containerizer.base import LaunchError, LaunchSpec, Termination
+from lichen.agent.containerizer.filewatch import FileWatcher
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ class ProcessContainerizer:
         self._wrapper: Path | None = None
         self._wrapper_lock = asyncio.Lock()
         self._zombies: list[subprocess.Popen[bytes]] = []
+        self.files = FileWatcher()     # wakes launches when a pid file appears (shared with oci)
 
     # -- the protocol ----------------------------------------------------------------------
 
@@ -167,6 +169,11 @@ class ProcessContainerizer:
             container.pgid = _read_int(container.meta / "pid")
         return container.pgid
 
+    def ended(self, container_id: str) -> bool:
+        """Whether the container has ended (or is unknown). Cheap and synchronous."""
+        container = self._containers.get(container_id)
+        return container is None or self._check(container) is not None
+
     def cgroup(self, container_id: str) -> cg.ContainerCgroup | None:
         container = self._containers.get(container_id)
         return None if container is None else container.cgroup
@@ -236,21 +243,21 @@ class ProcessContainerizer:
         return container
 
     async def _await_pid(self, container: _Container) -> None:
-        deadline = time.monotonic() + PID_FILE_TIMEOUT
-        while True:
-            container.pgid = _read_int(container.meta / "pid")
-            if container.pgid is not None:
-                return
-            assert container.popen is not None
-            if container.popen.poll() is not None:
-                log_text = _read_text(container.meta / "wrapper.log").strip()
-                raise LaunchError(
-                    f"task wrapper for '{container.container_id}' exited with status "
-                    f"{container.popen.returncode} before starting the task: {log_text}"
-                )
-            if time.monotonic() > deadline:
-                raise LaunchError(f"task wrapper for '{container.container_id}' did not start in time")
-            await asyncio.sleep(0.005)
+        popen = container.popen
+        assert popen is not None
+        try:
+            await self.files.wait(container.meta / "pid", PID_FILE_TIMEOUT, abandon=lambda: popen.poll() is not None)
+        except TimeoutError:
+            raise LaunchError(f"task wrapper for '{container.container_id}' did not start in time") from None
+        container.pgid = _read_int(container.meta / "pid")
+        if container.pgid is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                popen.wait(1)        # it ended before writing the pid: say how
+            log_text = _read_text(container.meta / "wrapper.log").strip()
+            raise LaunchError(
+                f"task wrapper for '{container.container_id}' exited with status "
+                f"{popen.returncode} before starting the task: {log_text}"
+            )
 
     def _abort(self, container: _Container) -> None:
         """Blocking: undo a launch that failed half way."""

@@ -166,9 +166,9 @@ def test_sandbox_is_mounted_and_agent_files_hidden() -> None:
     assert "ro" in mounts[SANDBOX_PATH + "/.lichen"]["options"]
 
 
-def test_cpu_and_pids_limits() -> None:
-    resources = build_config(spec(cpus=0.5, pids_limit=100))["linux"]["resources"]
-    assert resources["cpu"] == {"shares": 512, "quota": 50_000, "period": 100_000}
+def test_pids_limit_here_cpu_and_memory_on_the_parent_cgroup() -> None:
+    resources = build_config(spec(pids_limit=100))["linux"]["resources"]
+    assert "cpu" not in resources and "memory" not in resources
     assert resources["pids"] == {"limit": 100}
     assert resources["devices"] == [{"allow": False, "access": "rwm"}]
 
