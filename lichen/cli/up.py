@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 FIRST_AGENT_PORT = 31000
 PORTS_PER_AGENT = 1000
+MAX_AGENTS_WITH_OWN_PORTS = 11         # 31000-31999 down to 21000-21999
 READY_TIMEOUT = 60.0             # seconds a component has to write its addr file and answer /health
 STOP_GRACE = 10.0                # seconds between SIGTERM and SIGKILL for the daemons
 TASK_STOP_GRACE = 3.0            # the same for the tasks the agents leave behind
@@ -55,10 +56,18 @@ _STABLE_AFTER = 60.0             # seconds up after which a child's backoff rese
 
 
 def agent_port_range(index: int) -> tuple[int, int]:
-    """Agent `index` (1-based) gets its own 1000 ports: 31000-31999, 32000-32999, ..."""
+    """Agent `index` (1-based) gets its own 1000 ports: 31000-31999, 30000-30999, ...
+
+    Downwards from Mesos's default range: above it begins Linux's ephemeral range
+    (32768-60999), whose ports any outgoing connection may hold, so a task could not
+    bind them; below 21000 come Marathon's service ports (10000-20000).
+    """
     if index < 1:
         raise ValueError(f"agent index must be at least 1, not {index}")
-    first = FIRST_AGENT_PORT + PORTS_PER_AGENT * (index - 1)
+    if index > MAX_AGENTS_WITH_OWN_PORTS:
+        raise ValueError(f"at most {MAX_AGENTS_WITH_OWN_PORTS} agents get a port range of their own; "
+                         f"name the ports in --agent-resources")
+    first = FIRST_AGENT_PORT - PORTS_PER_AGENT * (index - 1)
     return first, first + PORTS_PER_AGENT - 1
 
 
@@ -560,7 +569,8 @@ async def _up(options: UpOptions) -> None:
 @cli.command()
 @click.option("--work-dir", default=".lichen", show_default=True, type=click.Path(path_type=Path),
               help="Where the components' work dirs and logs go.")
-@click.option("--agents", default=1, show_default=True, type=click.IntRange(min=1), help="How many agents.")
+@click.option("--agents", default=1, show_default=True, type=click.IntRange(1, MAX_AGENTS_WITH_OWN_PORTS),
+              help="How many agents (each offers 1000 ports of its own).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address every component binds.")
 @click.option("--master-port", default=5050, show_default=True, type=click.IntRange(0, 65535),
               help="The master's port (0: any free port).")

@@ -87,7 +87,7 @@ def test_up_prints_a_url_per_component_and_registers_both_agents(up: Up) -> None
     )
     slaves = http_get_json(up.master_url + "/master/slaves")["slaves"]
     ports = sorted(s["resources"]["ports"] for s in slaves)
-    assert ports == ["[31000-31999]", "[32000-32999]"]
+    assert ports == ["[30000-30999]", "[31000-31999]"]
 
 
 def test_sigterm_stops_daemons_and_the_tasks_they_left_running(up: Up) -> None:

@@ -116,7 +116,9 @@ def start_agent(master_addr: str, root: Path, *flags: str) -> Daemon:
     """
     number = next(_agent_numbers)
     work_dir = _fresh_dir(root, "agent")
-    first_port = 31000 + 100 * (number % 300)
+    # Below Linux's ephemeral ports (32768-60999): an outgoing connection holding one
+    # would stop a task from binding it; above Marathon's service ports (10000-20000).
+    first_port = 21000 + 100 * (number % 110)
     cgroups_root = f"lichen-test-{os.getpid()}-{number}"
     args = [
         "--master", master_addr, "--host", "127.0.0.1", "--port", "0",
