@@ -63,6 +63,7 @@ _PEAK_SLACK = 256 * 1024
 _RUNTIME_ID = re.compile(r"^[\w+.-]{1,128}$")
 _LIBC = ctypes.CDLL(None, use_errno=True)
 _MNT_DETACH = 2
+_AGENT_CAPABILITIES = ob.bounding_set(Path("/proc/self/status").read_text())
 
 
 class ImageLike(Protocol):
@@ -325,6 +326,7 @@ class OciContainerizer:
                 extra_binds=_name_files(bundle, network),
                 pids_limit=self.pids_limit,
                 privileged=wants_privilege,
+                available_capabilities=_AGENT_CAPABILITIES,
                 seccomp=self.seccomp,
             ))
             _write_json_atomic(bundle / "config.json", config)

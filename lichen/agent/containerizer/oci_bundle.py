@@ -37,7 +37,19 @@ ALL_CAPABILITIES = DEFAULT_CAPABILITIES + (
     "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
     "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_LEASE", "CAP_AUDIT_CONTROL", "CAP_MAC_OVERRIDE",
     "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
+    "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
 )
+# capabilities(7) numbers, for reading a CapBnd mask.
+CAPABILITY_NUMBERS = {name: number for number, name in enumerate((
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+    "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+))}
 # Docker's defaults (moby's oci/defaults.go).
 MASKED_PATHS = (
     "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
@@ -96,6 +108,8 @@ class BundleSpec:
     extra_binds: tuple[Volume, ...] = ()  # /etc/resolv.conf, /etc/hosts, ...
     pids_limit: int | None = DEFAULT_PIDS_LIMIT
     privileged: bool = False
+    # The capabilities the runtime can grant (the agent's bounding set); None: any.
+    available_capabilities: frozenset[str] | None = None
     seccomp: Policy | None = None        # None: unconfined (privileged containers always are)
     mask_paths_in_sandbox: tuple[str, ...] = field(default=(".lichen",))
 
@@ -284,12 +298,32 @@ def _table(text: str) -> dict[str, list[str]]:
     return out
 
 
+def capabilities_in(mask: int) -> frozenset[str]:
+    """The capability names a CapBnd-style mask holds (bits lichen knows no name for are left out)."""
+    return frozenset(name for name, number in CAPABILITY_NUMBERS.items() if mask >> number & 1)
+
+
+def bounding_set(status: str) -> frozenset[str] | None:
+    """The capabilities of a /proc/<pid>/status text's CapBnd line (None without one):
+    what a runtime started by that process can grant a container. Docker gives a
+    privileged container every capability; where the agent itself runs without some
+    (a container host that dropped CAP_SYS_RESOURCE, say), the runtime cannot."""
+    for line in status.splitlines():
+        if line.startswith("CapBnd:"):
+            try:
+                return capabilities_in(int(line.split()[1], 16))
+            except (IndexError, ValueError):
+                return None
+    return None
+
+
 # -- the runtime spec ------------------------------------------------------------------------
 
 
 def build_config(spec: BundleSpec) -> dict[str, Any]:
     """The OCI runtime spec (config.json) for `spec`."""
-    caps = list(ALL_CAPABILITIES if spec.privileged else DEFAULT_CAPABILITIES)
+    caps = [c for c in (ALL_CAPABILITIES if spec.privileged else DEFAULT_CAPABILITIES)
+            if spec.available_capabilities is None or c in spec.available_capabilities]
     process: dict[str, Any] = {
         "terminal": False,
         "user": {

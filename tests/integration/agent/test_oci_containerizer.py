@@ -212,6 +212,37 @@ def test_memory_limit_kills_with_oom(env: Env) -> None:
     assert termination.message.startswith("Memory limit exceeded")
 
 
+def test_cpus_become_shares_and_a_quota_on_the_containers_cgroup(env: Env) -> None:
+    # The quota is set once runc has created the container (its own set-up is not
+    # throttled), on the cgroup above the runtime's, where it bounds every process.
+    spec = env.spec("cat /proc/self/cgroup; sleep 30", cpus=0.25)
+
+    async def go() -> tuple[int, int, int | None]:
+        c = env.containerizer()
+        await c.launch(spec)
+        try:
+            cgroup = cg.detect(env.root)
+            assert cgroup is not None
+            cpu = cgroup.find(spec.container_id).cpu
+            assert cpu is not None
+            if cgroup.version == 1:
+                quota = int((cpu / "cpu.cfs_quota_us").read_text())
+                shares = int((cpu / "cpu.shares").read_text())
+                inner = int((cpu / "ctr" / "cpu.cfs_quota_us").read_text())
+            else:
+                quota = int((cpu / "cpu.max").read_text().split()[0])
+                shares = int((cpu / "cpu.weight").read_text())
+                inner = None
+            return quota, shares, inner
+        finally:
+            await c.destroy(spec.container_id)
+
+    quota, shares, inner = run(go())
+    assert quota == 25_000
+    assert shares in (256, cg.cpu_weight(256))
+    assert inner in (-1, None)          # the runtime's own cgroup adds no second limit
+
+
 def test_kill_with_grace_sends_term_first(env: Env) -> None:
     spec = env.spec("trap 'echo got-term; exit 7' TERM; echo ready; while true; do sleep 0.1; done")
 

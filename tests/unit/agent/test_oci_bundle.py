@@ -176,3 +176,25 @@ def test_pids_limit_here_cpu_and_memory_on_the_parent_cgroup() -> None:
 def test_readonly_volume_mount() -> None:
     mounts = build_config(spec(volumes=(Volume("/data", "/data", True),)))["mounts"]
     assert mounts[-1] == {"destination": "/data", "type": "bind", "source": "/data", "options": ["rbind", "ro"]}
+
+
+def test_the_bounding_set_names_capabilities_by_number() -> None:
+    from lichen.agent.containerizer.oci_bundle import bounding_set
+
+    # This host's mask without bit 24 (CAP_SYS_RESOURCE).
+    caps = bounding_set("Name:\tx\nCapBnd:\t000001fffeffffff\n")
+    assert caps is not None
+    assert "CAP_SYS_RESOURCE" not in caps and "CAP_SYS_ADMIN" in caps and "CAP_CHECKPOINT_RESTORE" in caps
+    assert bounding_set("Name:\tx\n") is None
+    assert bounding_set("CapBnd:\tzz\n") is None
+
+
+def test_a_privileged_container_gets_what_the_agent_can_grant() -> None:
+    from lichen.agent.containerizer.oci_bundle import ALL_CAPABILITIES, DEFAULT_CAPABILITIES
+
+    everything_but = frozenset(ALL_CAPABILITIES) - {"CAP_SYS_RESOURCE"}
+    caps = build_config(spec(privileged=True, available_capabilities=everything_but))["process"]["capabilities"]
+    assert "CAP_SYS_RESOURCE" not in caps["bounding"] and "CAP_SYS_ADMIN" in caps["bounding"]
+    caps = build_config(spec(available_capabilities=frozenset(DEFAULT_CAPABILITIES) - {"CAP_MKNOD"}))
+    assert "CAP_MKNOD" not in caps["process"]["capabilities"]["bounding"]
+    assert len(build_config(spec(privileged=True))["process"]["capabilities"]["bounding"]) == len(ALL_CAPABILITIES)
