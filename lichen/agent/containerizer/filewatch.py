@@ -7,7 +7,8 @@
 A launch waits twice for a file another process writes (the task wrapper's pid file, then
 the OCI runtime's `--pid-file`); polling them costs half a polling interval per launch on
 average, and fine polling costs CPU. One inotify descriptor per watcher, read by the event
-loop, wakes each waiter as soon as a file is created or renamed into its directory.
+loop while anyone waits (and closed when nobody does), wakes each waiter as soon as a
+file is created or renamed into its directory.
 
 Where inotify is unavailable (no libc symbol, out of watches), `wait` falls back to polling
 every `FALLBACK_POLL` seconds; callers see no difference but latency.
@@ -142,6 +143,10 @@ class FileWatcher:
         if self._dirs.pop(str(directory), None) is not None:
             _LIBC.inotify_rm_watch(self._fd, wd)
         self._waiters.pop(wd, None)
+        if not self._waiters:
+            # Nobody waits: give the descriptor back (a user may hold only 128 inotify
+            # instances, fs.inotify.max_user_instances); the next wait opens one again.
+            self.close()
 
     def _forget(self, wd: int, path: Path, future: asyncio.Future[None]) -> None:
         by_path = self._waiters.get(wd)

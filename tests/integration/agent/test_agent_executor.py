@@ -54,13 +54,6 @@ EXECUTOR = textwrap.dedent(
 
 
 @pytest.fixture
-def master() -> Iterator[FakeMaster]:
-    m = FakeMaster()
-    yield m
-    m.close()
-
-
-@pytest.fixture
 def agent(master: FakeMaster, tmp_path: Path) -> Iterator[AgentProcess]:
     a = AgentProcess(master, tmp_path / "agent", "--executor-shutdown-grace-period", "0.5")
     try:

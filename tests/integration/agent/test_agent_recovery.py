@@ -20,13 +20,6 @@ from tests.integration.agent.agent_harness import (
 
 
 @pytest.fixture
-def master() -> Iterator[FakeMaster]:
-    m = FakeMaster()
-    yield m
-    m.close()
-
-
-@pytest.fixture
 def agent(master: FakeMaster, tmp_path: Path) -> Iterator[AgentProcess]:
     a = AgentProcess(master, tmp_path / "agent")
     try:

@@ -19,28 +19,12 @@ from tests.integration.agent.agent_harness import (
     remove_tree,
     wait_for,
 )
-from tests.support.images import Registry, busybox_image, start_registry
+from tests.support.images import Registry
 
 pytestmark = pytest.mark.skipif(
     any(shutil.which(t) is None for t in ("runc", "skopeo", "docker-registry")),
     reason="needs runc, skopeo and docker-registry",
 )
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    tmp = tmp_path_factory.mktemp("registry")
-    with start_registry(tmp / "storage") as r:
-        busybox_image(tmp / "layout", "v1")
-        r.push(tmp / "layout", "v1", "test/busybox:v1")
-        yield r
-
-
-@pytest.fixture
-def master() -> Iterator[FakeMaster]:
-    m = FakeMaster()
-    yield m
-    m.close()
 
 
 @pytest.fixture

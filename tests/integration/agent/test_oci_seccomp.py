@@ -24,7 +24,7 @@ from tests.integration.agent.agent_harness import (
     wait_for,
 )
 from tests.integration.agent.test_oci_agent import cleanup_oci, image_task, sandbox_of
-from tests.support.images import Registry, busybox_image, start_registry
+from tests.support.images import Registry
 
 pytestmark = pytest.mark.skipif(
     any(shutil.which(t) is None for t in ("runc", "skopeo", "docker-registry")),
@@ -33,22 +33,6 @@ pytestmark = pytest.mark.skipif(
 
 PROBE = ("busybox grep -E '^(NoNewPrivs|Seccomp|CapEff):' /proc/self/status; "
          "busybox unshare -U true; echo unshare=$?")
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    tmp = tmp_path_factory.mktemp("registry")
-    with start_registry(tmp / "storage") as r:
-        busybox_image(tmp / "layout", "v1")
-        r.push(tmp / "layout", "v1", "test/busybox:v1")
-        yield r
-
-
-@pytest.fixture
-def master() -> Iterator[FakeMaster]:
-    m = FakeMaster()
-    yield m
-    m.close()
 
 
 @pytest.fixture

@@ -99,6 +99,7 @@ def test_many_waiters_in_many_directories_and_no_watch_left(tmp_path: Path) -> N
             results = await asyncio.gather(*(w.wait(d / "pid", 5) for d in dirs))
             assert all(results)
             assert w._dirs == {} and w._waiters == {}
+            assert w._fd is None          # no inotify instance held while nobody waits
         finally:
             w.close()
 
