@@ -323,7 +323,8 @@ class OciContainerizer:
                 network_namespace=oci.network.netns_path if oci.network is not None else None,
                 hostname=oci.runtime_id[:12],
                 volumes=volumes,
-                extra_binds=_name_files(bundle, network),
+                extra_binds=_name_files(bundle, network, oci.runtime_id[:12],
+                                        oci.network.address if oci.network is not None else None),
                 pids_limit=self.pids_limit,
                 privileged=wants_privilege,
                 available_capabilities=_AGENT_CAPABILITIES,
@@ -507,20 +508,29 @@ def _image_file(rootfs: Path, relative: str) -> str:
         return ""
 
 
-def _name_files(bundle: Path, network: str) -> tuple[ob.Volume, ...]:
-    """/etc/hosts and /etc/resolv.conf for the container: copies, never the host's files."""
+def _name_files(bundle: Path, network: str, hostname: str, address: str | None) -> tuple[ob.Volume, ...]:
+    """/etc/hosts, /etc/resolv.conf and /etc/hostname for the container, as Docker makes
+    them: copies, never the host's files. HOST networking gets the host's hosts and
+    resolv.conf; a namespace of its own gets localhost and its own name (and address),
+    and the host's resolvers less those on loopback."""
     binds: list[ob.Volume] = []
+    files: dict[str, str] = {}
     if network == "HOST":
         for name in ("hosts", "resolv.conf"):
-            host_file = Path("/etc") / name
-            if host_file.is_file():
-                copy = bundle / name
-                shutil.copyfile(host_file, copy)
-                binds.append(ob.Volume(str(copy), f"/etc/{name}", True))
+            with contextlib.suppress(OSError):
+                files[name] = (Path("/etc") / name).read_text()
     else:
-        hosts = bundle / "hosts"
-        hosts.write_text("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
-        binds.append(ob.Volume(str(hosts), "/etc/hosts", True))
+        hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+        files["hosts"] = hosts + (f"{address}\t{hostname}\n" if address else f"127.0.1.1\t{hostname}\n")
+        host_resolv = ""
+        with contextlib.suppress(OSError):
+            host_resolv = Path("/etc/resolv.conf").read_text()
+        files["resolv.conf"] = on.resolv_conf(host_resolv)
+        files["hostname"] = hostname + "\n"
+    for name, text in files.items():
+        copy = bundle / name
+        copy.write_text(text)
+        binds.append(ob.Volume(str(copy), f"/etc/{name}", True))
     return tuple(binds)
 
 

@@ -179,6 +179,27 @@ def load_plan(path: Path) -> NetworkPlan | None:
         return None
 
 
+def resolv_conf(host_text: str) -> str:
+    """/etc/resolv.conf for a container with a network namespace of its own, as Docker
+    makes it: the host's, less the nameservers on loopback (they answer only inside the
+    host's namespace); with none left, Google's public resolvers, as Docker falls back."""
+    lines = []
+    servers = 0
+    for line in host_text.splitlines():
+        words = line.split()
+        if words[:1] == ["nameserver"] and len(words) > 1:
+            try:
+                if ipaddress.ip_address(words[1].split("%")[0]).is_loopback:
+                    continue
+            except ValueError:
+                continue
+            servers += 1
+        lines.append(line)
+    if servers == 0:
+        lines += ["nameserver 8.8.8.8", "nameserver 8.8.4.4"]
+    return "\n".join(lines) + "\n"
+
+
 # -- the shell: namespaces, veths, the bridge --------------------------------------------------
 
 

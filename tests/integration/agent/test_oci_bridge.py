@@ -208,7 +208,8 @@ def test_two_bridge_containers_answer_on_their_host_ports(env: Env) -> None:
 def test_the_container_sees_its_own_network(env: Env) -> None:
     async def scenario() -> None:
         c = env.containerizer()
-        spec = env.spec("ip -4 addr show eth0; ip route", [])
+        spec = env.spec("ip -4 addr show eth0; ip route; cat /etc/hosts /etc/resolv.conf; "
+                        "echo name=$(cat /etc/hostname)=$(hostname)", [])
         try:
             await c.launch(spec)
             plan = c._containers[spec.container_id].network
@@ -217,6 +218,10 @@ def test_the_container_sees_its_own_network(env: Env) -> None:
             assert ended.exit_code == 0
             out = (spec.sandbox / "stdout").read_text()
             assert f"{plan.address}/16" in out and f"default via {plan.gateway}" in out
+            name = out.split("name=")[1].split("=")[0]
+            assert out.split("name=")[1].strip() == f"{name}={name}"     # /etc/hostname is the uts name
+            assert f"{plan.address}\t{name}\n" in out                     # its name in /etc/hosts
+            assert "nameserver 127." not in out and "nameserver" in out  # no loopback resolver
         finally:
             await c.destroy(spec.container_id)
         assert_gone(env, c, [plan])

@@ -173,3 +173,14 @@ def test_proxies_forward_tcp_and_udp_and_stop() -> None:
             await asyncio.open_connection("127.0.0.1", host_port)
 
     asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_resolv_conf_drops_loopback_nameservers_and_keeps_the_rest() -> None:
+    host = "# generated\nsearch example.org\nnameserver 127.0.0.53\nnameserver 10.0.0.2\nnameserver ::1\noptions edns0\n"
+    assert on.resolv_conf(host) == "# generated\nsearch example.org\nnameserver 10.0.0.2\noptions edns0\n"
+
+
+def test_resolv_conf_falls_back_to_public_resolvers_as_docker_does() -> None:
+    text = on.resolv_conf("nameserver 127.0.0.53\nsearch lan\n")
+    assert text == "search lan\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n"
+    assert on.resolv_conf("") == "nameserver 8.8.8.8\nnameserver 8.8.4.4\n"
