@@ -455,6 +455,8 @@ class Agent:
             fw = FrameworkRecord(fw_id, info)
             self.frameworks[fw_id] = fw
             self.completed_frameworks = [f for f in self.completed_frameworks if f.framework_id != fw_id]
+        elif fw.info == info:
+            return fw                      # checkpointed already: spare the launch an fsync
         else:
             fw.info = info
         self.checkpoint.save_framework(fw_id, info)
