@@ -1,5 +1,6 @@
 """BRIDGE networking for the `oci` containerizer: a network namespace per container, a veth
-pair to a host bridge, host ports forwarded by a userland proxy (no iptables).
+pair to a host bridge, host ports forwarded by a userland proxy, and source NAT for the
+bridge's subnet so containers reach beyond the host, as Docker's default bridge does.
 
 The pure part decides: which port mappings a ContainerInfo asks for, which subnet the
 bridge uses (one that clashes with none of the host's), which address a container gets
@@ -7,7 +8,10 @@ from the pool, and the names of its namespace and veth devices (`NetworkPlan`).
 
 The shell part acts: `BridgeNetwork` creates the bridge on demand, the namespace and the
 veth pair (`ip` commands), under a file lock that also guards the address pool; the last
-container to go removes the bridge. `PortProxies` runs one asyncio TCP server per mapping
+container to go removes the bridge. Whoever (re)addresses the bridge also turns on
+`net.ipv4.ip_forward` and installs the bridge's NAT (`nat_rules`: an nft table of its own,
+or iptables chains where nft is missing); whoever removes the bridge removes its NAT. A NAT
+that cannot be installed is a warning, not a failed launch. `PortProxies` runs one asyncio TCP server per mapping
 inside the agent process, forwarding `0.0.0.0:host_port` to `address:container_port`; the
 containerizer starts them at launch and again at recovery, and stops them at destroy.
 
@@ -27,6 +31,8 @@ import ipaddress
 import json
 import logging
 import os
+import shlex
+import shutil
 import subprocess
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
@@ -43,6 +49,8 @@ SUBNET_CANDIDATES = ("172.31.0.0/16", "172.30.0.0/16", "10.231.0.0/16", "192.168
 CONTAINER_IFACE = "eth0"
 IP_TIMEOUT = 10.0
 _PROTOCOLS = ("tcp", "udp")
+IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+NAT_TIMEOUT = 10.0
 
 
 class NetworkError(Exception):
@@ -200,6 +208,109 @@ def resolv_conf(host_text: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+# -- pure: the bridge's NAT --------------------------------------------------------------------
+#
+# Docker's default bridge: `-t nat -A POSTROUTING -s <subnet> ! -o docker0 -j MASQUERADE`, and
+# in the filter table's FORWARD (whose policy dockerd sets to DROP) accepts for what comes
+# from the bridge and for replies going back into it. With nft lichen keeps the masquerade in
+# a table of its own per bridge, so removing it is one `delete table` that touches nothing
+# else. A forward accept in a table of its own could not outvote another table's DROP (a
+# packet must pass every base chain at the hook), so the accepts go into the chain holding
+# the DROP policy, iptables' FORWARD, and only when that policy is DROP.
+
+
+def nat_table(bridge: str) -> str:
+    """The nft table (family ip) holding `bridge`'s NAT."""
+    return f"lichen-{bridge}"
+
+
+def _check_nat_args(bridge: str, subnet: str) -> str:
+    # Names go into nft scripts and iptables arguments: keep them plain.
+    if not bridge or not all(ch.isalnum() or ch in "_.-" for ch in bridge) or not bridge[0].isalpha():
+        raise NetworkError(f"bridge name '{bridge}' is not usable in a NAT rule")
+    try:
+        net = ipaddress.ip_network(subnet)
+    except ValueError as e:
+        raise NetworkError(f"bad bridge subnet '{subnet}': {e}") from e
+    if net.version != 4:
+        raise NetworkError(f"bridge subnet '{subnet}' is not IPv4")
+    return str(net)
+
+
+def nft_install_script(bridge: str, subnet: str) -> str:
+    """An `nft -f -` script that leaves exactly one table for `bridge`, masquerading `subnet`'s
+    traffic that leaves by any other interface. Idempotent: the table is created (so that the
+    delete cannot fail), deleted and made again in one transaction."""
+    net = _check_nat_args(bridge, subnet)
+    table = nat_table(bridge)
+    return "\n".join([
+        f"table ip {table}",
+        f"delete table ip {table}",
+        f"table ip {table} {{",
+        "\tchain postrouting {",
+        "\t\ttype nat hook postrouting priority 100; policy accept;",
+        f'\t\tip saddr {net} oifname != "{bridge}" masquerade',
+        "\t}",
+        "}",
+    ]) + "\n"
+
+
+def nft_remove_script(bridge: str) -> str:
+    """Removes `bridge`'s table; a no-op (not an error) when there is none."""
+    table = nat_table(bridge)
+    return f"table ip {table}\ndelete table ip {table}\n"
+
+
+@dataclass(frozen=True, slots=True)
+class IptablesRule:
+    """One rule: `iptables -t <table> -A|-C|-D <chain> <*spec>`."""
+    table: str
+    chain: str
+    spec: tuple[str, ...]
+
+
+def _comment(bridge: str) -> tuple[str, ...]:
+    return ("-m", "comment", "--comment", f"lichen:{bridge}")
+
+
+def iptables_nat_rules(bridge: str, subnet: str) -> tuple[IptablesRule, ...]:
+    """Docker's masquerade rule for the bridge, tagged with a comment naming it."""
+    net = _check_nat_args(bridge, subnet)
+    return (IptablesRule("nat", "POSTROUTING",
+                         ("-s", net, "!", "-o", bridge, *_comment(bridge), "-j", "MASQUERADE")),)
+
+
+def iptables_forward_rules(bridge: str) -> tuple[IptablesRule, ...]:
+    """Accepts for the bridge in FORWARD, for when its policy is DROP: out of the bridge
+    (to the world or back into it), and replies into it."""
+    _check_nat_args(bridge, "0.0.0.0/0")
+    return (
+        IptablesRule("filter", "FORWARD", ("-i", bridge, *_comment(bridge), "-j", "ACCEPT")),
+        IptablesRule("filter", "FORWARD", ("-o", bridge, "-m", "conntrack", "--ctstate",
+                                           "RELATED,ESTABLISHED", *_comment(bridge), "-j", "ACCEPT")),
+    )
+
+
+def tagged_rules(listing: str, table: str, bridge: str) -> tuple[IptablesRule, ...]:
+    """The rules of `iptables -t <table> -S <chain>` output that carry `bridge`'s comment."""
+    found = []
+    tag = _comment(bridge)[2:]
+    for line in listing.splitlines():
+        try:
+            words = shlex.split(line)
+        except ValueError:
+            continue
+        if len(words) > 2 and words[0] == "-A" and any(
+                words[i:i + 2] == list(tag) for i in range(len(words) - 1)):
+            found.append(IptablesRule(table, words[1], tuple(words[2:])))
+    return tuple(found)
+
+
+def forward_policy_drops(iptables_s_forward: str) -> bool:
+    """Whether `iptables -S FORWARD` says the chain's policy is DROP."""
+    return any(line.split() == ["-P", "FORWARD", "DROP"] for line in iptables_s_forward.splitlines())
+
+
 # -- the shell: namespaces, veths, the bridge --------------------------------------------------
 
 
@@ -255,7 +366,7 @@ class BridgeNetwork:
             index = allocate(leases, container_id, pool_size(subnet))
             plan = make_plan(container_id, self.bridge, subnet, index, mappings)
             try:
-                self._ensure_bridge(subnet, in_use=bool(leases))
+                configured = self._ensure_bridge(subnet, in_use=bool(leases))
                 if (NETNS_DIR / plan.netns).exists():
                     _destroy(plan)               # left by a launch that died half-way
                 _create(plan)
@@ -263,7 +374,10 @@ class BridgeNetwork:
                 _destroy(plan)
                 if not leases:
                     _ip("link", "del", self.bridge, check=False)
+                    _remove_nat(self.bridge, pool.pop("nat", None))
                 raise
+            if configured:
+                pool["nat"] = _install_nat(self.bridge, subnet)
             leases[container_id] = index
         return plan
 
@@ -275,18 +389,105 @@ class BridgeNetwork:
             pool["leases"].pop(plan.container_id, None)
             if not pool["leases"]:
                 _ip("link", "del", plan.bridge, check=False)
+                _remove_nat(plan.bridge, pool.pop("nat", None))
 
-    def _ensure_bridge(self, subnet: str, in_use: bool) -> None:
-        """Create and address the bridge; an existing one in use by leases is left as is."""
+    def _ensure_bridge(self, subnet: str, in_use: bool) -> bool:
+        """Create and address the bridge; an existing one in use by leases is left as is.
+        Returns whether it (re)configured the bridge, so its NAT must be (re)installed."""
         exists = Path("/sys/class/net", self.bridge).exists()
         if exists and in_use:
-            return
+            return False
         if not exists:
             _ip("link", "add", self.bridge, "type", "bridge")
         if _bridge_subnet(self.bridge) != subnet:
             cidr = f"{gateway(subnet)}/{ipaddress.ip_network(subnet).prefixlen}"
             _ip("addr", "replace", cidr, "dev", self.bridge)
         _ip("link", "set", self.bridge, "up")
+        return True
+
+
+# -- the shell: NAT ----------------------------------------------------------------------------
+
+
+def _install_nat(bridge: str, subnet: str) -> list[str]:
+    """Blocking: turn on IP forwarding (never turned off again: Docker leaves it on, and other
+    things on the host may rely on it) and install the bridge's NAT. Returns what it installed
+    ("nft" or "iptables", and "forward" for FORWARD accepts) for `_remove_nat`. Never raises:
+    what cannot be done is one warning, and the container keeps the bridge and its ports."""
+    problems: list[str] = []
+    installed: list[str] = []
+    try:
+        if IP_FORWARD.read_text().strip() != "1":
+            IP_FORWARD.write_text("1\n")
+    except OSError as e:
+        problems.append(f"cannot turn on net.ipv4.ip_forward ({e})")
+    nft, iptables = shutil.which("nft"), shutil.which("iptables")
+    try:
+        if nft:
+            _run([nft, "-f", "-"], stdin=nft_install_script(bridge, subnet))
+            installed.append("nft")
+        elif iptables:
+            for rule in iptables_nat_rules(bridge, subnet):
+                _iptables_ensure(iptables, rule, "-A")
+            installed.append("iptables")
+        else:
+            problems.append("neither nft (Debian package nftables) nor iptables is installed")
+    except NetworkError as e:
+        problems.append(f"cannot install the masquerade rule: {e}")
+    if iptables:
+        try:
+            if forward_policy_drops(_run([iptables, "-w", "-S", "FORWARD"])):
+                for rule in iptables_forward_rules(bridge):
+                    _iptables_ensure(iptables, rule, "-I")
+                installed.append("forward")
+        except NetworkError as e:
+            problems.append(f"cannot accept the bridge's traffic in FORWARD: {e}")
+    if problems:
+        log.warning("bridge %s (%s): no NAT, its containers may reach only this host: %s",
+                    bridge, subnet, "; ".join(problems))
+    return installed
+
+
+def _remove_nat(bridge: str, installed: list[str] | None) -> None:
+    """Blocking: remove what `_install_nat` said it installed; when that is not known (a pool
+    written before NAT, or lost), whatever of the bridge's NAT the host's tools find. iptables
+    rules are found by their comment, whatever subnet they were made for."""
+    nft, iptables = shutil.which("nft"), shutil.which("iptables")
+    if installed is None:
+        installed = (["nft"] if nft else []) + (["iptables", "forward"] if iptables else [])
+    if "nft" in installed and nft:
+        with contextlib.suppress(NetworkError):
+            _run([nft, "-f", "-"], stdin=nft_remove_script(bridge))
+    if not iptables:
+        return
+    chains = ([("nat", "POSTROUTING")] if "iptables" in installed else []) + (
+        [("filter", "FORWARD")] if "forward" in installed else [])
+    for table, chain in chains:
+        with contextlib.suppress(NetworkError):
+            listing = _run([iptables, "-w", "-t", table, "-S", chain])
+            for rule in tagged_rules(listing, table, bridge):
+                _run([iptables, "-w", "-t", table, "-D", rule.chain, *rule.spec])
+
+
+def _iptables_ensure(iptables: str, rule: IptablesRule, how: str) -> None:
+    """Add `rule` (`-A` or `-I`) unless it is there already."""
+    try:
+        _run([iptables, "-w", "-t", rule.table, "-C", rule.chain, *rule.spec])
+    except NetworkError:
+        _run([iptables, "-w", "-t", rule.table, how, rule.chain, *rule.spec])
+
+
+def _run(argv: list[str], stdin: str | None = None) -> str:
+    """Run a netfilter tool; its stdout, or NetworkError with its stderr."""
+    try:
+        result = subprocess.run(argv, check=False, capture_output=True, text=True, input=stdin,
+                                timeout=NAT_TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise NetworkError(f"{Path(argv[0]).name}: {e}") from e
+    if result.returncode != 0:
+        raise NetworkError(f"{Path(argv[0]).name} {' '.join(argv[1:3])}...: "
+                           f"{result.stderr.strip() or f'exit {result.returncode}'}")
+    return result.stdout
 
 
 def _create(plan: NetworkPlan) -> None:
