@@ -184,3 +184,69 @@ def test_resolv_conf_falls_back_to_public_resolvers_as_docker_does() -> None:
     text = on.resolv_conf("nameserver 127.0.0.53\nsearch lan\n")
     assert text == "search lan\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n"
     assert on.resolv_conf("") == "nameserver 8.8.8.8\nnameserver 8.8.4.4\n"
+
+
+# -- the bridge's NAT ---------------------------------------------------------------------------
+
+
+def test_the_nft_script_replaces_one_table_per_bridge_with_dockers_masquerade() -> None:
+    script = on.nft_install_script("lichen0", "172.31.0.0/16")
+    lines = script.splitlines()
+    # Created, deleted and made again in one transaction: a second run leaves no duplicate.
+    assert lines[:3] == ["table ip lichen-lichen0", "delete table ip lichen-lichen0", "table ip lichen-lichen0 {"]
+    assert "type nat hook postrouting priority 100; policy accept;" in script
+    assert 'ip saddr 172.31.0.0/16 oifname != "lichen0" masquerade' in script
+    assert script.count("masquerade") == 1
+    assert on.nft_remove_script("lichen0") == "table ip lichen-lichen0\ndelete table ip lichen-lichen0\n"
+
+
+def test_nat_rules_are_keyed_by_bridge_and_subnet() -> None:
+    a = on.nft_install_script("lct1", "172.31.0.0/16")
+    assert on.nat_table("lct1") != on.nat_table("lct2")
+    assert a != on.nft_install_script("lct2", "172.31.0.0/16")
+    assert a != on.nft_install_script("lct1", "172.30.0.0/16")
+    assert a == on.nft_install_script("lct1", "172.31.0.0/16")
+
+
+def test_the_iptables_fallback_is_dockers_rule_tagged_with_the_bridge() -> None:
+    (rule,) = on.iptables_nat_rules("lichen0", "172.31.0.0/16")
+    assert (rule.table, rule.chain) == ("nat", "POSTROUTING")
+    assert rule.spec == ("-s", "172.31.0.0/16", "!", "-o", "lichen0",
+                         "-m", "comment", "--comment", "lichen:lichen0", "-j", "MASQUERADE")
+    forward = on.iptables_forward_rules("lichen0")
+    assert {(r.table, r.chain) for r in forward} == {("filter", "FORWARD")}
+    assert [r.spec[:2] for r in forward] == [("-i", "lichen0"), ("-o", "lichen0")]
+    assert "RELATED,ESTABLISHED" in forward[1].spec
+
+
+@pytest.mark.parametrize(("bridge", "subnet"), [
+    ("br 0", "172.31.0.0/16"), ('br"0', "172.31.0.0/16"), ("", "172.31.0.0/16"),
+    ("-br", "172.31.0.0/16"), ("lichen0", "172.31.0.1/16"), ("lichen0", "fd00::/64"), ("lichen0", "x"),
+])
+def test_nat_refuses_names_and_subnets_it_cannot_write_safely(bridge: str, subnet: str) -> None:
+    with pytest.raises(on.NetworkError):
+        on.nft_install_script(bridge, subnet)
+    with pytest.raises(on.NetworkError):
+        on.iptables_nat_rules(bridge, subnet)
+
+
+def test_tagged_rules_finds_only_this_bridges_rules_in_a_listing() -> None:
+    listing = (
+        "-P POSTROUTING ACCEPT\n"
+        "-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE\n"
+        '-A POSTROUTING -s 172.31.0.0/16 ! -o lichen0 -m comment --comment "lichen:lichen0" -j MASQUERADE\n'
+        '-A POSTROUTING -s 172.30.0.0/16 ! -o lichen1 -m comment --comment "lichen:lichen1" -j MASQUERADE\n'
+        '-A POSTROUTING -s 10.231.0.0/16 ! -o lichen0 -m comment --comment "lichen:lichen0" -j MASQUERADE\n'
+    )
+    found = on.tagged_rules(listing, "nat", "lichen0")
+    assert [r.spec[1] for r in found] == ["172.31.0.0/16", "10.231.0.0/16"]
+    # What was installed is found again, so it can be deleted by the same spec.
+    (installed,) = on.iptables_nat_rules("lichen0", "172.31.0.0/16")
+    assert found[0] == installed
+    assert on.tagged_rules(listing, "nat", "lichen") == ()
+
+
+def test_forward_policy_drops_reads_iptables_s() -> None:
+    assert on.forward_policy_drops("-P FORWARD DROP\n-A FORWARD -j DOCKER-USER\n")
+    assert not on.forward_policy_drops("-P FORWARD ACCEPT\n")
+    assert not on.forward_policy_drops("")
