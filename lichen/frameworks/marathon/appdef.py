@@ -23,6 +23,7 @@ from typing import Any
 
 from lichen.errors import LichenError
 from lichen.frameworks.marathon import paths
+from lichen.frameworks.marathon.health import Health
 from lichen.frameworks.marathon.model import DeploymentPlan, Instance
 
 __all__ = [
@@ -63,6 +64,7 @@ READ_ONLY_KEYS = frozenset({
 NETWORK_MODES = ("host", "container/bridge", "container")
 HEALTH_PROTOCOLS = ("HTTP", "HTTPS", "TCP", "COMMAND", "MESOS_HTTP", "MESOS_HTTPS", "MESOS_TCP")
 _HTTP_PROTOCOLS = ("HTTP", "HTTPS", "MESOS_HTTP", "MESOS_HTTPS")
+_MESOS_NETWORK_PROTOCOLS = ("MESOS_HTTP", "MESOS_HTTPS", "MESOS_TCP")
 KILL_SELECTIONS = ("YOUNGEST_FIRST", "OLDEST_FIRST")
 _LEGACY_DOCKER_NETWORKS = {
     "BRIDGE": "container/bridge", "HOST": "host", "USER": "container", "NONE": "container",
@@ -949,6 +951,10 @@ def _read_health_checks(body: Json, port_count: int, p: str, problems: _Problems
                 problems.add(f"{path}/ipProtocol", "is not one of (IPv4, IPv6)")
             check["ipProtocol"] = ip_protocol
         out.append(check)
+    # Mesos runs one check per task. Marathon counts COMMAND checks out of this rule:
+    # older versions saved apps with several, and those stay valid.
+    if sum(1 for c in out if c["protocol"] in _MESOS_NETWORK_PROTOCOLS) > 1:
+        problems.add(f"{p}/", "AppDefinition can contain at most one Mesos health check")
     return out
 
 
@@ -1393,8 +1399,13 @@ def task_json(instance: Instance, app: AppDefinition | None) -> Json:
 
 
 def _health_results(instance: Instance, app: AppDefinition | None) -> list[Json]:
-    if app is None or not app.health_checks or instance.healthy is None:
+    if app is None or not app.health_checks:
         return []
+    if any(h is not None for h in instance.health):
+        return [_health_json(h, instance.instance_id) for h in instance.health if h is not None]
+    if instance.healthy is None:
+        return []
+    # Only the verdict is known (recovered from the store, or set by a test double).
     when = timestamp(instance.started_at if instance.started_at is not None else instance.staged_at)
     result = {
         "alive": instance.healthy,
@@ -1406,6 +1417,20 @@ def _health_results(instance: Instance, app: AppDefinition | None) -> list[Json]
         "instanceId": instance.instance_id,
     }
     return [dict(result) for _ in app.health_checks]
+
+
+def _health_json(h: Health, instance_id: str) -> Json:
+    def when(t: float | None) -> str | None:
+        return None if t is None else timestamp(t)
+    return {
+        "alive": h.alive,
+        "consecutiveFailures": h.consecutive_failures,
+        "firstSuccess": when(h.first_success),
+        "lastSuccess": when(h.last_success),
+        "lastFailure": when(h.last_failure),
+        "lastFailureCause": h.last_failure_cause,
+        "instanceId": instance_id,
+    }
 
 
 def group_json(group: GroupDefinition, embed: set[str] | None = None) -> Json:

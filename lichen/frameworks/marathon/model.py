@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from lichen.frameworks.marathon.health import Health
+
 ActionKind = Literal["StartApplication", "StopApplication", "ScaleApplication", "RestartApplication"]
 
 
@@ -47,7 +49,10 @@ class Instance:
     service_ports: tuple[int, ...] = ()
     staged_at: float = 0.0
     started_at: float | None = None
-    healthy: bool | None = None   # None: no result yet (or no health checks)
+    healthy: bool | None = None   # None: no result yet (or no health checks); see health.combine
+    # One entry per health check of the app (None: no result yet); kept in memory only,
+    # as Marathon keeps its health check results.
+    health: tuple[Health | None, ...] = ()
     ready: bool = True            # readiness checks passed (True when the app has none)
     unreachable_since: float | None = None
     killing: bool = False         # a kill was sent

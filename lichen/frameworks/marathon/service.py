@@ -12,14 +12,19 @@ Status updates from the master move instances through their Mesos states; termin
 ones remove them (and feed the backoff), unreachable ones are kept until
 `unreachableStrategy` says to replace and then expunge them.
 
-Health checks run on the agents (the task's TaskInfo carries the check, as Marathon's
-MESOS_* checks do); their results arrive as `healthy` in status updates, and a task the
-agent kills for failing them is replaced with backoff.
+Health checks (see health.py): one check per task is handed to the agent in its
+TaskInfo (the app's Mesos-run check if any, else its first); its results arrive as
+`healthy` in status updates. The service probes the app's other HTTP/HTTPS/TCP checks
+itself (`_probe`, one task per running instance and check). Each result moves the
+instance's per-check `Health`; the instance is healthy when all its checks are. A task
+killed for failing a check, by the agent or by the service after `maxConsecutiveFailures`,
+is replaced with backoff and recorded as the app's lastTaskFailure.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -37,7 +42,7 @@ import aiohttp
 from lichen import __version__
 from lichen.clock import Clock
 from lichen.errors import Conflict, InvalidRequest, NotFound
-from lichen.frameworks.marathon import appdef, events, paths, planner
+from lichen.frameworks.marathon import appdef, events, health, paths, planner
 from lichen.frameworks.marathon.appdef import AppDefinition, GroupDefinition, ValidationFailed
 from lichen.frameworks.marathon.callbacks import CallbackSender
 from lichen.frameworks.marathon.constraints import AgentView, satisfies
@@ -90,6 +95,7 @@ def _config_fingerprint(app: AppDefinition) -> str:
 
 def _instance_to_json(i: Instance) -> dict[str, Any]:
     d = dataclasses.asdict(i)
+    del d["health"]   # health check results live in memory only, as in Marathon
     d["ports"] = list(i.ports)
     d["service_ports"] = list(i.service_ports)
     return d
@@ -149,6 +155,8 @@ class MarathonService:
         self._dirty = asyncio.Event()
         self._owned: set[asyncio.Task[None]] = set()
         self._checking: set[str] = set()
+        self._probing: set[tuple[str, int]] = set()            # (instance id, check index) probed
+        self._health_killed: dict[str, str] = {}               # instance id -> why the service killed it
         self._last_reconcile = 0.0
         self.agents_seen: dict[str, AgentView] = {}
 
@@ -611,6 +619,7 @@ class MarathonService:
                 await self._apply(Action("ScaleApplication", app_id), spec, app, now, steady=True)
         await self._expunge_unreachable(now)
         self._start_readiness_checks()
+        self._start_health_checks()
         if now - self._last_reconcile >= self.flags.reconciliation_interval:
             self._last_reconcile = now
             self._spawn(self._reconcile())
@@ -666,6 +675,95 @@ class MarathonService:
                 self._wake.set()
         finally:
             self._checking.discard(inst.instance_id)
+
+    def _app_for(self, inst: Instance) -> AppDefinition | None:
+        """The app definition `inst` was launched with (the current one if no longer kept)."""
+        return self.versions.get(inst.app_id, {}).get(inst.version) or self.apps.get(inst.app_id)
+
+    def _start_health_checks(self) -> None:
+        """Running instances get one prober per health check the service runs itself."""
+        for inst in self.insts.values():
+            if inst.state != "TASK_RUNNING" or inst.killing or inst.instance_id in self._health_killed:
+                continue
+            app = self._app_for(inst)
+            if app is None or len(app.health_checks) < 2:
+                continue  # a single check is the agent's
+            for index in health.marathon_checks(app.health_checks):
+                key = (inst.instance_id, index)
+                if key not in self._probing:
+                    self._probing.add(key)
+                    self._spawn(self._probe(app, inst, index))
+
+    def _probed(self, inst: Instance) -> Instance | None:
+        """The live instance behind `inst` while its checks should run, else None."""
+        current = self.insts.get(inst.instance_id)
+        if (current is None or current.task_id != inst.task_id or current.state != "TASK_RUNNING"
+                or current.killing or inst.instance_id in self._health_killed):
+            return None
+        return current
+
+    async def _probe(self, app: AppDefinition, inst: Instance, index: int) -> None:
+        """Run health check `index` of `app` against `inst` every intervalSeconds until
+        the instance stops running or the check has it killed."""
+        policy = health.CheckPolicy.from_json(app.health_checks[index])
+        port = policy.target_port(inst.ports)
+        try:
+            async with aiohttp.ClientSession() as session:
+                while self._probed(inst) is not None:
+                    ok, cause = await _probe_once(session, policy, inst.host, port)
+                    current = self._probed(inst)
+                    if current is None:
+                        return
+                    if ok is not None:
+                        outcome = self._record_health(current, app, index, ok, cause, self.clock.now())
+                        if outcome.kill:
+                            await self._kill_unhealthy(current, index, outcome.health)
+                            return
+                    await self.clock.sleep(policy.interval)
+        except Exception:
+            log.exception("health check %d of %s failed to run", index, inst.instance_id)
+        finally:
+            self._probing.discard((inst.instance_id, index))
+
+    def _record_health(self, inst: Instance, app: AppDefinition, index: int, ok: bool, cause: str,
+                       now: float, *, by_agent: bool = False) -> health.Outcome:
+        """Fold one result of check `index` into `inst`, publish what changed, and return
+        the outcome (the caller kills on `kill`)."""
+        checks = app.health_checks
+        results = list(inst.health)[:len(checks)]
+        results += [None] * (len(checks) - len(results))
+        # The agent applies the grace period itself before it reports.
+        started = 0.0 if by_agent else (inst.started_at if inst.started_at is not None else inst.staged_at)
+        outcome = health.record(results[index] or health.Health(), ok, cause=cause, now=now,
+                                started_at=started, policy=health.CheckPolicy.from_json(checks[index]))
+        results[index] = outcome.health
+        verdict = health.combine([results[i] for i in health.counted_checks(checks)])
+        after = dataclasses.replace(inst, health=tuple(results), healthy=verdict)
+        if verdict != inst.healthy:
+            self._save(after)
+            self._wake.set()
+        else:
+            self._remember(after)   # only the details moved: nothing to persist
+        if outcome.failed:
+            self.publish(events.failed_health_check_event(inst.app_id, inst.instance_id, checks[index], now=now))
+        if verdict is not None and verdict != inst.healthy:
+            self.publish(events.health_status_changed_event(inst.app_id, inst.instance_id, inst.version,
+                                                            verdict, now=now))
+            self.publish(events.instance_health_changed_event(inst.instance_id, inst.app_id, inst.version,
+                                                              verdict, now=now))
+        return outcome
+
+    async def _kill_unhealthy(self, inst: Instance, index: int, result: health.Health) -> None:
+        """Kill a task that failed check `index` maxConsecutiveFailures times; its
+        TASK_KILLED is then recorded like an agent's health kill (see `_update`)."""
+        reason = (f"health check {index} failed {result.consecutive_failures} times in a row: "
+                  f"{result.last_failure_cause}")
+        log.info("killing unhealthy task %s: %s", inst.task_id, reason)
+        self._health_killed[inst.instance_id] = reason
+        sent = self.client is not None and await self.client.call(
+            "KILL", {"task_id": {"value": inst.task_id}, "agent_id": {"value": inst.agent_id}})
+        if not sent:
+            self._health_killed.pop(inst.instance_id, None)   # probe again; the next failure retries
 
     async def _advance(self, plan: DeploymentPlan, now: float) -> None:
         while plan.current_step < len(plan.steps):
@@ -743,6 +841,7 @@ class MarathonService:
 
     def _forget(self, inst: Instance) -> None:
         self._drop(inst)
+        self._health_killed.pop(inst.instance_id, None)
         self._writes[f"marathon/instances/{inst.instance_id}"] = None
         self._dirty.set()
 
@@ -880,8 +979,7 @@ class MarathonService:
             self._dirty.set()
             return
         before = inst
-        healthy = status.get("healthy", inst.healthy) if "healthy" in status else inst.healthy
-        changes: dict[str, Any] = {"state": state, "healthy": healthy}
+        changes: dict[str, Any] = {"state": state}
         if status.get("agent_id"):
             changes["agent_id"] = status["agent_id"]["value"]
         if state == "TASK_RUNNING" and inst.started_at is None:
@@ -889,9 +987,14 @@ class MarathonService:
         changes["unreachable_since"] = (inst.unreachable_since or now) if state in UNREACHABLE else None
         inst = dataclasses.replace(inst, **changes)
         app = self.apps.get(inst.app_id)
+        launched_as = self._app_for(inst)
+        agent_check = health.agent_check(launched_as.health_checks) if launched_as else None
         if state in TERMINAL:
+            health_reason = self._health_killed.pop(inst.instance_id, None)
             self._forget(inst)
-            killed_unhealthy = state == "TASK_KILLED" and status.get("healthy") is False and not before.killing
+            by_agent = status.get("healthy") is False
+            killed_unhealthy = state == "TASK_KILLED" and (by_agent or health_reason is not None) \
+                and not before.killing
             if (state in FAILED or killed_unhealthy) and app is not None and not before.killing:
                 self.launch_queue.record_failure(inst.app_id, now=now, backoff_seconds=app.backoff_seconds,
                                                  backoff_factor=app.backoff_factor,
@@ -902,26 +1005,36 @@ class MarathonService:
                     "state": state, "taskId": task_id, "timestamp": appdef.timestamp(now),
                     "version": inst.version, "slaveId": inst.agent_id, "instanceId": inst.instance_id}
             if killed_unhealthy and app is not None:
+                if by_agent and launched_as is not None and agent_check is not None:
+                    # The agent kills on the failure it does not report as TASK_RUNNING.
+                    self.publish(events.failed_health_check_event(
+                        inst.app_id, inst.instance_id, launched_as.health_checks[agent_check], now=now))
+                reason = health_reason if health_reason and not by_agent else status.get("message", "unhealthy")
                 self.publish(events.unhealthy_instance_kill_event(
-                    inst.app_id, task_id, inst.instance_id, inst.version, status.get("message", "unhealthy"),
+                    inst.app_id, task_id, inst.instance_id, inst.version, reason,
                     inst.host, inst.agent_id, now=now))
         else:
             self._save(inst)
         self.publish(events.status_update_event(inst, message=status.get("message", ""), now=now))
         if before.state != state:
             self.publish(events.instance_changed_event(inst, now=now))
-        if app is not None and app.health_checks and "healthy" in status:
-            if status["healthy"] is False:
-                self.publish(events.failed_health_check_event(inst.app_id, inst.instance_id,
-                                                              app.health_checks[0], now=now))
-            if before.healthy != status["healthy"]:
-                self.publish(events.health_status_changed_event(inst.app_id, inst.instance_id, inst.version,
-                                                                bool(status["healthy"]), now=now))
-                self.publish(events.instance_health_changed_event(inst.instance_id, inst.app_id, inst.version,
-                                                                  bool(status["healthy"]), now=now))
+        if state == "TASK_RUNNING" and "healthy" in status and launched_as is not None and agent_check is not None:
+            self._agent_health(inst, launched_as, agent_check, status, now)
         self._acks.append(status)
         self._dirty.set()
         self._wake.set()
+
+    def _agent_health(self, inst: Instance, app: AppDefinition, index: int, status: dict[str, Any],
+                      now: float) -> None:
+        """A TASK_RUNNING update's `healthy` is the agent-run check's current verdict; it
+        is a new result when the agent sent it for that, or when it differs from ours
+        (after a restart of the service, in a reconciliation)."""
+        ok = bool(status["healthy"])
+        known = inst.health[index] if index < len(inst.health) else None
+        fresh = status.get("reason") == "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED"
+        if fresh or known is None or known.alive != ok:
+            self._record_health(inst, app, index, ok, "" if ok else status.get("message") or "unhealthy",
+                                now, by_agent=True)
 
     async def _ack(self, status: dict[str, Any]) -> None:
         if "uuid" in status and "agent_id" in status and self.client is not None:
@@ -929,16 +1042,39 @@ class MarathonService:
                                                    "uuid": status["uuid"]})
 
 
+async def _probe_once(session: aiohttp.ClientSession, policy: health.CheckPolicy, host: str,
+                      port: int | None) -> tuple[bool | None, str]:
+    """One HTTP/HTTPS/TCP check from here: (healthy, cause); healthy None means no result
+    (an ignored 1xx answer)."""
+    if port is None or not host:
+        return False, "the task has no host port for this check"
+    try:
+        async with asyncio.timeout(policy.timeout):
+            if policy.protocol == "TCP":
+                _, writer = await asyncio.open_connection(host, port)
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
+                return True, ""
+            scheme = "https" if policy.protocol == "HTTPS" else "http"
+            path = policy.path if policy.path.startswith("/") else "/" + policy.path
+            # 3xx is healthy for Marathon: do not follow redirects.
+            async with session.get(f"{scheme}://{host}:{port}{path}", ssl=False, allow_redirects=False) as r:
+                return health.http_result(r.status, ignore_1xx=policy.ignore_http_1xx), f"{r.status} {r.reason}"
+    except TimeoutError:
+        return False, f"no answer within {policy.timeout:g} seconds"
+    except (aiohttp.ClientError, OSError) as e:
+        return False, str(e) or type(e).__name__
+
+
 def _health_check(app: AppDefinition, host_ports: list[int]) -> dict[str, Any] | None:
-    """The app's first health check as a Mesos HealthCheck run by the agent."""
-    if not app.health_checks:
+    """The app's check the agent runs (health.agent_check) as a Mesos HealthCheck."""
+    index = health.agent_check(app.health_checks)
+    if index is None:
         return None
-    hc = app.health_checks[0]
+    hc = app.health_checks[index]
     proto = hc.get("protocol", "HTTP")
-    port = hc.get("port")
-    if not port:
-        index = int(hc.get("portIndex") or 0)
-        port = host_ports[index] if index < len(host_ports) else None
+    port = health.CheckPolicy.from_json(hc).target_port(host_ports)
     failures = int(hc.get("maxConsecutiveFailures", 3))
     check: dict[str, Any] = {
         # Marathon-side checks start at once; only MESOS_* checks honour delaySeconds.

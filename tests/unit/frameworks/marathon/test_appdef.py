@@ -13,6 +13,7 @@ import pytest
 
 from lichen.frameworks.marathon import appdef
 from lichen.frameworks.marathon.appdef import AppDefinition, ValidationFailed
+from lichen.frameworks.marathon.health import Health
 from lichen.frameworks.marathon.model import Action, DeploymentPlan, Instance
 
 # marathon-python 0.13.0 still uses the alias removed in Python 3.10.
@@ -376,6 +377,18 @@ def test_health_check_port_index_addresses_port_mappings() -> None:
     assert paths_of(failure(body)) == ["/healthChecks(0)/portIndex"]
 
 
+def test_more_than_one_mesos_network_health_check_is_rejected() -> None:
+    e = failure({"id": "/a", "cmd": "x", "portDefinitions": [{"port": 0}], "healthChecks": [
+        {"protocol": "MESOS_HTTP"}, {"protocol": "HTTP"}, {"protocol": "MESOS_TCP"}]})
+    assert e.details == [{"path": "/", "errors": ["AppDefinition can contain at most one Mesos health check"]}]
+
+
+def test_several_command_health_checks_stay_valid_as_in_marathon() -> None:
+    a = app(healthChecks=[{"protocol": "COMMAND", "command": {"value": "true"}},
+                          {"protocol": "COMMAND", "command": {"value": "true"}}, {"protocol": "MESOS_HTTP"}])
+    assert [c["protocol"] for c in a.health_checks] == ["COMMAND", "COMMAND", "MESOS_HTTP"]
+
+
 def test_uris_and_fetch_together_are_rejected() -> None:
     assert paths_of(failure({"id": "/a", "cmd": "x", "uris": ["u"], "fetch": [{"uri": "u"}]})) == ["/"]
 
@@ -644,6 +657,21 @@ def test_task_json() -> None:
     [result] = out["healthCheckResults"]
     assert set(result) <= HEALTH_RESULT_KEYS
     assert result["alive"] is True and result["instanceId"] == "web.instance-1"
+
+
+def test_task_json_has_one_health_result_per_check_with_a_result() -> None:
+    a = app(portDefinitions=[{"port": 0}, {"port": 0}],
+            healthChecks=[{"protocol": "HTTP"}, {"protocol": "TCP", "portIndex": 1}])
+    ok = Health(first_success=1700000002.0, last_success=1700000003.0)
+    bad = Health(last_failure=1700000003.0, last_failure_cause="refused", consecutive_failures=2)
+    out = appdef.task_json(instance(healthy=False, health=(ok, bad)), a)
+    first, second = out["healthCheckResults"]
+    assert set(first) == set(second) <= HEALTH_RESULT_KEYS
+    assert first["alive"] is True and first["consecutiveFailures"] == 0 and first["lastFailure"] is None
+    assert first["firstSuccess"] == "2023-11-14T22:13:22.000Z"
+    assert second == {"alive": False, "consecutiveFailures": 2, "firstSuccess": None, "lastSuccess": None,
+                      "lastFailure": "2023-11-14T22:13:23.000Z", "lastFailureCause": "refused",
+                      "instanceId": "web.instance-1"}
 
 
 def test_task_json_before_running_has_no_started_at() -> None:
