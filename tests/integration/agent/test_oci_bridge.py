@@ -24,6 +24,7 @@ from lichen.agent.containerizer import cgroups as cg
 from lichen.agent.containerizer import oci_network as on
 from lichen.agent.containerizer.base import LaunchError, LaunchSpec
 from lichen.agent.containerizer.oci import OciContainerizer, _is_mounted
+from tests.support.wait import wait_for
 
 T = TypeVar("T")
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
@@ -69,7 +70,7 @@ def busybox_layer(root: Path) -> Path:
     for d in ("bin", "etc", "proc", "sys", "dev", "tmp", "www"):
         (layer / d).mkdir(parents=True, exist_ok=True)
     shutil.copy(BUSYBOX, layer / "bin" / "busybox")
-    for applet in ("sh", "echo", "cat", "sleep", "httpd", "ip", "hostname"):
+    for applet in ("sh", "echo", "cat", "sleep", "httpd", "ip", "hostname", "wget", "timeout"):
         (layer / "bin" / applet).symlink_to("busybox")
     (layer / "etc" / "passwd").write_text("root:x:0:0::/root:/bin/sh\n")
     (layer / "etc" / "group").write_text("root:x:0:\n")
@@ -137,6 +138,7 @@ def env(tmp_path: Path) -> Iterator[Env]:
             if plan is not None:
                 bridge.teardown(plan)
         subprocess.run(["ip", "link", "del", bridge.bridge], check=False, capture_output=True)
+        on._remove_nat(bridge.bridge, None)          # a test that failed half-way
         cg.remove_root(root)
         for base in Path("/sys/fs/cgroup").iterdir():
             leftover = base / root
@@ -288,5 +290,120 @@ def test_teardown_under_cleans_up_after_a_dead_agent(env: Env) -> None:
         assert on.teardown_under(env.tmp / "sandboxes", state_dir=env.bridge.state_dir) == 1
         assert_gone(env, c, [plan])
         await c.destroy(spec.container_id)
+
+    run(scenario())
+
+
+# -- NAT: a BRIDGE container reaches "another host" ---------------------------------------------
+
+# A /30 between the host and a namespace standing for another machine. The namespace has a
+# route to this /30 only, none back to the bridge's subnet: only NAT brings replies back.
+FAR_HOST_SIDE, FAR_ADDRESS, FAR_PREFIX = "192.168.251.1", "192.168.251.2", 30
+FAR_PORT = 8080
+ADDR_CGI = '#!/bin/sh\necho "Content-Type: text/plain"\necho\necho "remote=$REMOTE_ADDR"\n'
+
+
+def sh(*args: str) -> None:
+    subprocess.run(args, check=True, capture_output=True, text=True, timeout=10)
+
+
+def nat_installed(bridge: str) -> bool:
+    if shutil.which("nft"):
+        tables = subprocess.run(["nft", "list", "tables"], check=True, capture_output=True, text=True).stdout
+        return f"table ip {on.nat_table(bridge)}" in tables.splitlines()
+    listing = subprocess.run(["iptables", "-w", "-t", "nat", "-S", "POSTROUTING"], check=True,
+                             capture_output=True, text=True).stdout
+    return bool(on.tagged_rules(listing, "nat", bridge))
+
+
+@pytest.fixture
+def far_host(tmp_path: Path) -> Iterator[str]:
+    """A namespace at FAR_ADDRESS serving busybox httpd, whose CGI answers the client's
+    address; removed whatever happens."""
+    if any(FAR_ADDRESS in line for line in subprocess.run(
+            ["ip", "-4", "-o", "addr"], check=True, capture_output=True, text=True).stdout.splitlines()):
+        pytest.skip(f"{FAR_ADDRESS} is in use on this host")
+    tag = uuid.uuid4().hex[:8]
+    netns, host_veth, far_veth = f"lctfar-{tag}", f"lfh{tag}", f"lff{tag}"
+    www = tmp_path / "far-www"
+    (www / "cgi-bin").mkdir(parents=True)
+    (www / "cgi-bin" / "addr").write_text(ADDR_CGI)
+    (www / "cgi-bin" / "addr").chmod(0o755)
+    server: subprocess.Popen[bytes] | None = None
+    try:
+        sh("ip", "netns", "add", netns)
+        sh("ip", "link", "add", host_veth, "type", "veth", "peer", "name", far_veth, "netns", netns)
+        sh("ip", "addr", "add", f"{FAR_HOST_SIDE}/{FAR_PREFIX}", "dev", host_veth)
+        sh("ip", "link", "set", host_veth, "up")
+        sh("ip", "-n", netns, "addr", "add", f"{FAR_ADDRESS}/{FAR_PREFIX}", "dev", far_veth)
+        sh("ip", "-n", netns, "link", "set", far_veth, "up")
+        sh("ip", "-n", netns, "link", "set", "lo", "up")
+        server = subprocess.Popen(["ip", "netns", "exec", netns, BUSYBOX, "httpd", "-f",
+                                   "-p", f"{FAR_ADDRESS}:{FAR_PORT}", "-h", str(www)])
+
+        def serving() -> bool:
+            with socket.create_connection((FAR_ADDRESS, FAR_PORT), timeout=1):
+                return True
+
+        wait_for(serving, 10, "the far host's httpd")
+        yield FAR_ADDRESS
+    finally:
+        if server is not None:
+            server.kill()
+            server.wait(10)
+        subprocess.run(["ip", "link", "del", host_veth], check=False, capture_output=True)
+        subprocess.run(["ip", "netns", "del", netns], check=False, capture_output=True)
+
+
+def test_a_bridge_container_reaches_another_host_through_nat(env: Env, far_host: str) -> None:
+    async def scenario() -> None:
+        c = env.containerizer()
+        # busybox 1.35's wget -T segfaults in the container, so `timeout` bounds it; not as the
+        # last command, which sh would exec as pid 1, deaf to timeout's SIGTERM.
+        spec = env.spec(f"timeout 15 wget -q -O - http://{far_host}:{FAR_PORT}/cgi-bin/addr; echo wget=$?", [])
+        try:
+            await c.launch(spec)
+            plan = c._containers[spec.container_id].network
+            assert plan is not None
+            assert nat_installed(env.bridge.bridge)
+            assert Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() == "1"
+            ended = await c.wait(spec.container_id)
+            out = (spec.sandbox / "stdout").read_text()
+            err = (spec.sandbox / "stderr").read_text()
+            assert ended.exit_code == 0 and "wget=0" in out, f"wget failed: {out!r} {err!r}"
+            # The far host saw the host's address on its link, not the container's.
+            assert f"remote={FAR_HOST_SIDE}" in out
+            assert plan.address not in out
+        finally:
+            await c.destroy(spec.container_id)
+        assert_gone(env, c, [plan])
+        assert not nat_installed(env.bridge.bridge)
+
+    run(scenario())
+
+
+def test_nat_is_installed_once_and_goes_with_teardown_under(env: Env) -> None:
+    async def scenario() -> None:
+        c = env.containerizer()
+        specs = [env.spec("exec sleep 60", []) for _ in range(2)]
+        for spec in specs:
+            await c.launch(spec)
+        assert nat_installed(env.bridge.bridge)
+        if not shutil.which("nft"):
+            listing = await asyncio.to_thread(subprocess.run, ["iptables", "-w", "-t", "nat", "-S", "POSTROUTING"],
+                                              check=True, capture_output=True, text=True)
+            assert len(on.tagged_rules(listing.stdout, "nat", env.bridge.bridge)) == 1
+        else:
+            table = await asyncio.to_thread(subprocess.run, ["nft", "list", "table", "ip",
+                                            on.nat_table(env.bridge.bridge)], check=True, capture_output=True, text=True)
+            assert table.stdout.count("masquerade") == 1
+        await c._proxies.stop_all()
+        for spec in specs:
+            await asyncio.to_thread(subprocess.run, ["runc", "--root", str(env.tmp / "work" / "oci-state"),
+                                    "delete", "--force", spec.container_id], check=False, capture_output=True)
+        assert on.teardown_under(env.tmp / "sandboxes", state_dir=env.bridge.state_dir) == 2
+        assert not nat_installed(env.bridge.bridge)
+        for spec in specs:
+            await c.destroy(spec.container_id)
 
     run(scenario())
