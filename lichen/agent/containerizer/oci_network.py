@@ -12,8 +12,9 @@ container to go removes the bridge. Whoever (re)addresses the bridge also turns 
 `net.ipv4.ip_forward` and installs the bridge's NAT (`nft_install_script`: an nft table of
 its own; `iptables_nat_rules` where nft is missing); whoever removes the bridge removes its
 NAT. A NAT that cannot be installed is a warning, not a failed launch. `PortProxies` runs
-one asyncio TCP server per mapping inside the agent process, forwarding `0.0.0.0:host_port` to `address:container_port`; the
-containerizer starts them at launch and again at recovery, and stops them at destroy.
+one asyncio TCP server per mapping inside the agent process, forwarding `0.0.0.0:host_port`
+to `address:container_port`; the containerizer starts them at launch and again at
+recovery, and stops them at destroy.
 
 Layout of the pool (host-wide, one per bridge, since every agent on the host shares the
 bridge): `<state_dir>/<bridge>.json` = {"subnet": "172.31.0.0/16", "leases": {id: index}}
