@@ -719,7 +719,7 @@ class MarathonService:
                         if outcome.kill:
                             await self._kill_unhealthy(current, index, outcome.health)
                             return
-                    await self.clock.sleep(policy.interval)
+                    await self.clock.sleep(max(policy.interval, 0.1))   # intervalSeconds 0 is valid
         except Exception:
             log.exception("health check %d of %s failed to run", index, inst.instance_id)
         finally:
