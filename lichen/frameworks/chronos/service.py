@@ -20,7 +20,6 @@ import json
 import logging
 from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -30,6 +29,7 @@ from lichen.frameworks.chronos import job as jobs
 from lichen.frameworks.chronos import schedule as sched
 from lichen.frameworks.chronos.graph import DependencyGraph
 from lichen.frameworks.chronos.service_api import RunRecord
+from lichen.frameworks.daemon import FrameworkFlags, cancel_tasks, start_scheduler
 from lichen.frameworks.offers import offer_attributes
 from lichen.frameworks.scheduler_client import SchedulerClient
 from lichen.resources import Resources
@@ -45,15 +45,9 @@ SHORT_DECLINE = 0.5   # seconds: shorter than the allocation interval
 
 
 @dataclass(frozen=True, slots=True)
-class ChronosFlags:
-    master: str
-    work_dir: Path
-    host: str = "127.0.0.1"
+class ChronosFlags(FrameworkFlags):
     port: int = 4400
-    hostname: str | None = None
     framework_name: str = "chronos"
-    failover_timeout: float = 604800.0
-    mesos_role: str = "*"
     user: str = "root"
     task_cpu: float = 0.1
     task_mem: float = 128.0
@@ -137,28 +131,13 @@ class ChronosService:
         log.info("recovered %d jobs, %d queued runs, %d running", len(self._jobs), len(self.queue), len(self.running))
 
     async def start(self) -> None:
-        fid = await self.store.get("chronos/framework_id")
-        info: dict[str, Any] = {
-            "user": self.flags.user, "name": self.flags.framework_name,
-            "failover_timeout": self.flags.failover_timeout, "checkpoint": True, "role": self.flags.mesos_role,
-            "hostname": self.flags.hostname or self.flags.host,
-            "webui_url": f"http://{self.address}" if self.address else "",
-            "capabilities": [{"type": "PARTITION_AWARE"}],
-        }
-        if fid:
-            info["id"] = {"value": fid.decode()}
-        self.client = SchedulerClient(self.flags.master, info, self._on_event)
-        self.client.start()
+        self.client = await start_scheduler(
+            self.flags, self.store, id_key="chronos/framework_id", user=self.flags.user, address=self.address,
+            capabilities=["PARTITION_AWARE"], on_event=self._on_event)
         self._tasks = [asyncio.get_running_loop().create_task(self._loop(), name="chronos-scheduler")]
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            try:
-                await t
-            except asyncio.CancelledError:
-                pass
+        await cancel_tasks(self._tasks)
         if self.client is not None:
             await self.client.stop()
 

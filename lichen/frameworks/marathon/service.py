@@ -33,7 +33,6 @@ import uuid
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -42,6 +41,7 @@ import aiohttp
 from lichen import __version__
 from lichen.clock import Clock
 from lichen.errors import Conflict, InvalidRequest, NotFound
+from lichen.frameworks.daemon import FrameworkFlags, cancel_tasks, start_scheduler
 from lichen.frameworks.marathon import appdef, events, health, paths, planner
 from lichen.frameworks.marathon.appdef import AppDefinition, GroupDefinition, ValidationFailed
 from lichen.frameworks.marathon.callbacks import CallbackSender
@@ -65,15 +65,9 @@ FAILED = {"TASK_FAILED", "TASK_FINISHED", "TASK_ERROR"}
 
 
 @dataclass(frozen=True, slots=True)
-class MarathonFlags:
-    master: str
-    work_dir: Path
-    host: str = "127.0.0.1"
+class MarathonFlags(FrameworkFlags):
     port: int = 8080
-    hostname: str | None = None
     framework_name: str = "marathon"
-    failover_timeout: float = 604800.0
-    mesos_role: str = "*"
     mesos_user: str = "root"
     decline_offer_duration: float = 120.0
     reconciliation_interval: float = 600.0
@@ -185,31 +179,16 @@ class MarathonService:
                  len(self.apps), len(self.insts), len(self.running))
 
     async def start(self) -> None:
-        fid = await self.store.get("marathon/framework_id")
-        info: dict[str, Any] = {
-            "user": self.flags.mesos_user, "name": self.flags.framework_name,
-            "failover_timeout": self.flags.failover_timeout, "checkpoint": True,
-            "role": self.flags.mesos_role, "hostname": self.flags.hostname or self.flags.host,
-            "webui_url": f"http://{self.address}" if self.address else "",
-            "capabilities": [{"type": "PARTITION_AWARE"}, {"type": "TASK_KILLING_STATE"}],
-        }
-        if fid:
-            info["id"] = {"value": fid.decode()}
-        self.client = SchedulerClient(self.flags.master, info, self._on_event)
-        self.client.start()
+        self.client = await start_scheduler(
+            self.flags, self.store, id_key="marathon/framework_id", user=self.flags.mesos_user,
+            address=self.address, capabilities=["PARTITION_AWARE", "TASK_KILLING_STATE"], on_event=self._on_event)
         self.sender.start()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._control_loop(), name="marathon-control"),
                        loop.create_task(self._flush_loop(), name="marathon-flush")]
 
     async def stop(self) -> None:
-        for t in [*self._tasks, *self._owned]:
-            t.cancel()
-        for t in [*self._tasks, *self._owned]:
-            try:
-                await t
-            except asyncio.CancelledError:
-                pass
+        await cancel_tasks([*self._tasks, *self._owned])
         await self._sync()
         if self.client is not None:
             await self.client.stop()
