@@ -54,9 +54,9 @@ from typing import Any
 import aiohttp
 
 from lichen.bench.dockerd import convert_layout, dockerd_available, load_archive, start_dockerd
+from lichen.bench.launch import V1Scheduler
 from lichen.bench.marathon import _percentile, _start, _stop
 from lichen.errors import InvalidRequest
-from lichen.recordio import Decoder
 
 TASK_CPUS = 0.01
 TASK_MEM = 32.0
@@ -174,39 +174,20 @@ def _push(layout: Path, tag: str, dest: str) -> None:
 
 # --- the scheduler --------------------------------------------------------------------
 
-class _Scheduler:
-    """A minimal v1 scheduler: offers to a queue, TASK_RUNNING times per task id."""
+class _Scheduler(V1Scheduler):
+    """Offers to a queue, TASK_RUNNING times per task id."""
 
     def __init__(self, master: str, session: aiohttp.ClientSession) -> None:
-        self.url = f"http://{master}/api/v1/scheduler"
-        self.session = session
-        self.framework_id: dict[str, str] | None = None
-        self.stream_id = ""
+        super().__init__(master, session, {"user": "root", "name": "bench-containers"})
         self.subscribed = asyncio.Event()
         self.offers: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.running: dict[str, float] = {}
         self.ended: dict[str, str] = {}
         self.changed = asyncio.Event()
 
-    async def call(self, body: dict[str, Any]) -> None:
-        body["framework_id"] = self.framework_id
-        async with self.session.post(self.url, json=body, headers={"Mesos-Stream-Id": self.stream_id}) as r:
-            if r.status >= 300:
-                raise RuntimeError(f"{body['type']} answered {r.status}: {await r.text()}")
-
-    async def run(self) -> None:
-        sub = {"type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "root", "name": "bench-containers"}}}
-        async with self.session.post(self.url, json=sub) as resp:
-            self.stream_id = resp.headers["Mesos-Stream-Id"]
-            decoder = Decoder()
-            async for chunk in resp.content.iter_any():
-                for event in decoder.feed(chunk):
-                    self.on_event(event)
-
-    def on_event(self, event: dict[str, Any]) -> None:
+    async def on_event(self, event: dict[str, Any]) -> None:
         kind = event["type"]
         if kind == "SUBSCRIBED":
-            self.framework_id = event["subscribed"]["framework_id"]
             self.subscribed.set()
         elif kind == "OFFERS":
             for offer in event["offers"]["offers"]:
@@ -224,8 +205,7 @@ class _Scheduler:
 
     async def _ack(self, status: dict[str, Any]) -> None:
         with contextlib.suppress(Exception):        # after TEARDOWN the master knows us no more
-            await self.call({"type": "ACKNOWLEDGE", "acknowledge": {
-                "agent_id": status["agent_id"], "task_id": status["task_id"], "uuid": status["uuid"]}})
+            await self.acknowledge(status)
 
     async def wait_for(self, done: Any, timeout: float) -> None:
         async with asyncio.timeout(timeout):
@@ -242,8 +222,7 @@ class _Scheduler:
         infos = [{"name": t, "task_id": {"value": t}, "agent_id": offer["agent_id"], "resources": task_res,
                   "command": {"value": "sleep 3600"}, "container": container} for t in task_ids]
         sent = time.perf_counter()
-        await self.call({"type": "ACCEPT", "accept": {"offer_ids": [offer["id"]], "operations": [
-            {"type": "LAUNCH", "launch": {"task_infos": infos}}], "filters": {"refuse_seconds": 0}}})
+        await self.launch_tasks(offer, infos)
         return sent
 
     async def run_until_running(self, image: str, task_ids: list[str], timeout: float) -> float:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any
 
 import aiohttp
 
+from lichen.bench.marathon import _start, _stop
 from lichen.recordio import Decoder
 from lichen.resources import Resources
 from lichen.sim.agent import SimAgent
@@ -29,35 +28,18 @@ TASK_CPUS = 0.01
 TASK_MEM = 1.0
 
 
-def _start_master(work_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lichen.cli.main", "master", "--port", "0", "--work-dir", str(work_dir),
-         "--allocation-interval", "0.05", "--log-level", "warning"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    addr_file = work_dir / "master.addr"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if addr_file.exists():
-            return proc, addr_file.read_text().strip()
-        if proc.poll() is not None:
-            raise RuntimeError("lichen master exited during start-up")
-        time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("lichen master did not start within 30 s")
+class V1Scheduler:
+    """A minimal v1 HTTP scheduler for the benchmarks: one SUBSCRIBE stream (no
+    reconnection), each event handed to `on_event` in order, calls that raise when the
+    master refuses them. `run` returns after the event that sets `done`."""
 
-
-class _Scheduler:
-    def __init__(self, master: str, session: aiohttp.ClientSession, tasks: int) -> None:
+    def __init__(self, master: str, session: aiohttp.ClientSession, framework_info: dict[str, Any]) -> None:
         self.url = f"http://{master}/api/v1/scheduler"
         self.session = session
-        self.wanted = tasks
-        self.launched = 0
-        self.running = 0
-        self.done = asyncio.Event()
+        self.framework_info = framework_info
         self.framework_id: dict[str, str] | None = None
         self.stream_id = ""
-        self.first_launch: float | None = None
+        self.done = asyncio.Event()
 
     async def call(self, body: dict[str, Any]) -> None:
         body["framework_id"] = self.framework_id
@@ -66,21 +48,42 @@ class _Scheduler:
                 raise RuntimeError(f"{body['type']} answered {r.status}: {await r.text()}")
 
     async def run(self) -> None:
-        sub = {"type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "bench", "name": "bench"}}}
+        sub = {"type": "SUBSCRIBE", "subscribe": {"framework_info": self.framework_info}}
         async with self.session.post(self.url, json=sub) as resp:
             self.stream_id = resp.headers["Mesos-Stream-Id"]
             decoder = Decoder()
             async for chunk in resp.content.iter_any():
                 for event in decoder.feed(chunk):
+                    if event["type"] == "SUBSCRIBED":
+                        self.framework_id = event["subscribed"]["framework_id"]
                     await self.on_event(event)
                     if self.done.is_set():
                         return
 
     async def on_event(self, event: dict[str, Any]) -> None:
+        """One event from the master (SUBSCRIBED has set `framework_id` already)."""
+
+    async def acknowledge(self, status: dict[str, Any]) -> None:
+        await self.call({"type": "ACKNOWLEDGE", "acknowledge": {
+            "agent_id": status["agent_id"], "task_id": status["task_id"], "uuid": status["uuid"]}})
+
+    async def launch_tasks(self, offer: dict[str, Any], task_infos: list[dict[str, Any]]) -> None:
+        """ACCEPT `offer` with one LAUNCH of `task_infos`, refusing nothing of what is left."""
+        await self.call({"type": "ACCEPT", "accept": {"offer_ids": [offer["id"]], "operations": [
+            {"type": "LAUNCH", "launch": {"task_infos": task_infos}}], "filters": {"refuse_seconds": 0}}})
+
+
+class _Scheduler(V1Scheduler):
+    def __init__(self, master: str, session: aiohttp.ClientSession, tasks: int) -> None:
+        super().__init__(master, session, {"user": "bench", "name": "bench"})
+        self.wanted = tasks
+        self.launched = 0
+        self.running = 0
+        self.first_launch: float | None = None
+
+    async def on_event(self, event: dict[str, Any]) -> None:
         kind = event["type"]
-        if kind == "SUBSCRIBED":
-            self.framework_id = event["subscribed"]["framework_id"]
-        elif kind == "OFFERS":
+        if kind == "OFFERS":
             for offer in event["offers"]["offers"]:
                 await self.launch(offer)
         elif kind == "UPDATE":
@@ -88,8 +91,7 @@ class _Scheduler:
             if status["state"] == "TASK_RUNNING":
                 self.running += 1
             if "uuid" in status:
-                asyncio.get_running_loop().create_task(self.call({"type": "ACKNOWLEDGE", "acknowledge": {
-                    "agent_id": status["agent_id"], "task_id": status["task_id"], "uuid": status["uuid"]}}))
+                asyncio.get_running_loop().create_task(self.acknowledge(status))
             if self.running >= self.wanted:
                 self.done.set()
 
@@ -109,8 +111,7 @@ class _Scheduler:
                           "resources": task_res, "command": {"value": "true"}})
         if self.first_launch is None:
             self.first_launch = time.perf_counter()
-        await self.call({"type": "ACCEPT", "accept": {"offer_ids": [offer["id"]], "operations": [
-            {"type": "LAUNCH", "launch": {"task_infos": infos}}], "filters": {"refuse_seconds": 0}}})
+        await self.launch_tasks(offer, infos)
 
 
 async def _bench(master: str, tasks: int, agents: int) -> dict[str, Any]:
@@ -139,16 +140,11 @@ async def _bench(master: str, tasks: int, agents: int) -> dict[str, Any]:
 
 def run(tasks: int = 10000, agents: int = 10) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="lichen-bench-") as tmp:
-        proc, addr = _start_master(Path(tmp))
+        proc, addr = _start("master", Path(tmp) / "master", "--allocation-interval", "0.05")
         try:
             return asyncio.run(_bench(addr, tasks, agents))
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            _stop(proc)
 
 
 if __name__ == "__main__":
