@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from lichen.errors import InvalidRequest
+from lichen.resources import Resources
+
 
 def attribute_text(attr: dict[str, Any]) -> str:
     """An agent attribute's value as text, the way constraints compare it:
@@ -20,3 +23,11 @@ def attribute_text(attr: dict[str, Any]) -> str:
 
 def offer_attributes(offer: dict[str, Any]) -> dict[str, str]:
     return {str(a.get("name")): attribute_text(a) for a in offer.get("attributes", [])}
+
+
+def offer_resources(offer: dict[str, Any]) -> Resources:
+    """An offer's resources; none when the master sent something unreadable."""
+    try:
+        return Resources.from_json(offer.get("resources", []))
+    except InvalidRequest:
+        return Resources.empty()

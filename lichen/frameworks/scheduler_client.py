@@ -120,3 +120,12 @@ class SchedulerClient:
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
             log.warning("%s failed: %s", kind, e)
             return False
+
+    async def launch(self, offer_id: dict[str, Any], task_infos: list[dict[str, Any]]) -> bool:
+        """ACCEPT the offer with one LAUNCH of `task_infos`; the rest of it is offered again soon."""
+        return await self.call("ACCEPT", {"offer_ids": [offer_id], "operations": [
+            {"type": "LAUNCH", "launch": {"task_infos": task_infos}}], "filters": {"refuse_seconds": 1}})
+
+    async def decline(self, offer_id: dict[str, Any], refuse_seconds: float) -> bool:
+        """DECLINE the offer; the master offers those resources again after `refuse_seconds`."""
+        return await self.call("DECLINE", {"offer_ids": [offer_id], "filters": {"refuse_seconds": refuse_seconds}})

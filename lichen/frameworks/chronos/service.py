@@ -30,7 +30,7 @@ from lichen.frameworks.chronos import schedule as sched
 from lichen.frameworks.chronos.graph import DependencyGraph
 from lichen.frameworks.chronos.service_api import RunRecord
 from lichen.frameworks.daemon import FrameworkFlags, cancel_tasks, start_scheduler
-from lichen.frameworks.offers import offer_attributes
+from lichen.frameworks.offers import offer_attributes, offer_resources
 from lichen.frameworks.scheduler_client import SchedulerClient
 from lichen.resources import Resources
 from lichen.state.store import Store
@@ -393,10 +393,7 @@ class ChronosService:
         ready = sorted((r for r in self.queue.values() if r.not_before <= now),
                        key=lambda r: (not self._jobs[r.job].high_priority if r.job in self._jobs else True, r.due))
         for offer in offers:
-            try:
-                available = Resources.from_json(offer.get("resources", []))
-            except InvalidRequest:
-                available = Resources.empty()
+            available = offer_resources(offer)
             attrs = offer_attributes(offer)
             attrs["hostname"] = offer.get("hostname", "")
             infos: list[dict[str, Any]] = []
@@ -430,15 +427,13 @@ class ChronosService:
                     self.running[rec.task_id] = rec
                     self.graph.child_started(rec.job_name)
                 await self.store.put("chronos/graph", json.dumps(self.graph.to_json()).encode())
-                await self.client.call("ACCEPT", {"offer_ids": [offer["id"]], "operations": [
-                    {"type": "LAUNCH", "launch": {"task_infos": infos}}], "filters": {"refuse_seconds": 1}})
+                await self.client.launch(offer["id"], infos)
             else:
                 # Runs due soon: decline for less than an allocation interval, so the next
                 # cycle offers again and no REVIVE is needed. Otherwise decline for long and
                 # REVIVE when a run is queued.
                 soon = bool(ready) or self._next_due() <= now + DUE_SOON
-                await self.client.call("DECLINE", {"offer_ids": [offer["id"]], "filters": {
-                    "refuse_seconds": SHORT_DECLINE if soon else self.flags.decline_offer_duration}})
+                await self.client.decline(offer["id"], SHORT_DECLINE if soon else self.flags.decline_offer_duration)
                 if not soon:
                     self._declined = True
 

@@ -49,7 +49,7 @@ from lichen.frameworks.marathon.constraints import AgentView, satisfies
 from lichen.frameworks.marathon.launch_queue import LaunchQueue
 from lichen.frameworks.marathon.model import Action, DeploymentPlan, Instance
 from lichen.frameworks.marathon.service_api import AppLocked, QueueEntry
-from lichen.frameworks.offers import offer_attributes
+from lichen.frameworks.offers import offer_attributes, offer_resources
 from lichen.frameworks.scheduler_client import SchedulerClient
 from lichen.resources import Resources
 from lichen.state.store import Store
@@ -908,10 +908,7 @@ class MarathonService:
             attrs = offer_attributes(offer)
             view = AgentView(agent_id=agent_id, hostname=offer.get("hostname", ""), attributes=attrs)
             self.agents_seen[agent_id] = view
-            try:
-                available = Resources.from_json(offer.get("resources", []))
-            except InvalidRequest:
-                available = Resources.empty()
+            available = offer_resources(offer)
             infos: list[dict[str, Any]] = []
             for app_id in sorted(pending, key=lambda a: pending[a][0].staged_at if pending[a] else now):
                 app = self.apps[app_id]
@@ -936,11 +933,9 @@ class MarathonService:
                     self.publish(events.instance_changed_event(launched, "Provisioned", now=now))
             if infos:
                 await self._sync()
-                await self.client.call("ACCEPT", {"offer_ids": [offer["id"]], "operations": [
-                    {"type": "LAUNCH", "launch": {"task_infos": infos}}], "filters": {"refuse_seconds": 1}})
+                await self.client.launch(offer["id"], infos)
             else:
-                await self.client.call("DECLINE", {"offer_ids": [offer["id"]],
-                                                   "filters": {"refuse_seconds": self.flags.decline_offer_duration}})
+                await self.client.decline(offer["id"], self.flags.decline_offer_duration)
                 self._declined = True
 
     async def _update(self, status: dict[str, Any]) -> None:
