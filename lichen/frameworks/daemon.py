@@ -75,6 +75,16 @@ async def start_scheduler(
     return client
 
 
+async def wait_woken(wake: asyncio.Event, timeout: float) -> None:
+    """Wait until `wake` is set or `timeout` seconds have passed, then clear it: a control
+    loop's pause between steps, cut short by whatever gives it work."""
+    try:
+        await asyncio.wait_for(wake.wait(), timeout)
+    except TimeoutError:
+        pass
+    wake.clear()
+
+
 async def cancel_tasks(tasks: Iterable[asyncio.Task[None]]) -> None:
     """Cancel `tasks` and wait until each has ended."""
     tasks = list(tasks)

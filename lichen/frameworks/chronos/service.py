@@ -29,7 +29,7 @@ from lichen.frameworks.chronos import job as jobs
 from lichen.frameworks.chronos import schedule as sched
 from lichen.frameworks.chronos.graph import DependencyGraph
 from lichen.frameworks.chronos.service_api import RunRecord
-from lichen.frameworks.daemon import FrameworkFlags, cancel_tasks, start_scheduler
+from lichen.frameworks.daemon import FrameworkFlags, cancel_tasks, start_scheduler, wait_woken
 from lichen.frameworks.offers import offer_attributes, offer_resources
 from lichen.frameworks.scheduler_client import SchedulerClient
 from lichen.resources import Resources
@@ -303,11 +303,7 @@ class ChronosService:
                 delay = max(0.0, min(delay, self._heap[0][0] - now))
             if self.queue and any(r.not_before > now for r in self.queue.values()):
                 delay = min(delay, max(0.0, min(r.not_before for r in self.queue.values()) - now))
-            try:
-                await asyncio.wait_for(self._wake.wait(), delay)
-            except TimeoutError:
-                pass
-            self._wake.clear()
+            await wait_woken(self._wake, delay)
             try:
                 async with self._lock:
                     await self._tick()

@@ -41,7 +41,7 @@ import aiohttp
 from lichen import __version__
 from lichen.clock import Clock
 from lichen.errors import Conflict, InvalidRequest, NotFound
-from lichen.frameworks.daemon import FrameworkFlags, cancel_tasks, start_scheduler
+from lichen.frameworks.daemon import FrameworkFlags, cancel_tasks, start_scheduler, wait_woken
 from lichen.frameworks.marathon import appdef, events, health, paths, planner
 from lichen.frameworks.marathon.appdef import AppDefinition, GroupDefinition, ValidationFailed
 from lichen.frameworks.marathon.callbacks import CallbackSender
@@ -563,11 +563,7 @@ class MarathonService:
 
     async def _control_loop(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), TICK)
-            except TimeoutError:
-                pass
-            self._wake.clear()
+            await wait_woken(self._wake, TICK)
             try:
                 async with self._lock:
                     await self._step()
