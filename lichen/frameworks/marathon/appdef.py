@@ -989,6 +989,8 @@ def _read_readiness_checks(
             _field(obj, "preserveLastResponse", "boolean", path, problems)
         )
         out.append(check)
+    if len(out) > 1:   # Marathon: readinessChecks.size should be <= 1
+        problems.add(f"{p}/readinessChecks", f"got {len(out)}, expected 1 or less")
     return out
 
 

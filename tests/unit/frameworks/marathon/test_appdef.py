@@ -165,6 +165,12 @@ def test_readiness_check_defaults() -> None:
     }]
 
 
+def test_more_than_one_readiness_check_is_refused_as_marathon_does() -> None:
+    error = failure({"id": "/web", "cmd": "x", "portDefinitions": [{"port": 0, "name": "http-api"}],
+                     "readinessChecks": [{}, {"name": "second"}]})
+    assert error.details == [{"path": "/readinessChecks", "errors": ["got 2, expected 1 or less"]}]
+
+
 def test_fetch_entries_are_defaulted() -> None:
     a = app(fetch=[{"uri": "http://x/y", "destPath": "y"}])
     assert a.fetch == [{"uri": "http://x/y", "extract": True, "executable": False,
