@@ -13,10 +13,10 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Awaitable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -24,10 +24,8 @@ from lichen.agent.containerizer import cgroups as cg
 from lichen.agent.containerizer import oci_network as on
 from lichen.agent.containerizer.base import LaunchError, LaunchSpec
 from lichen.agent.containerizer.oci import OciContainerizer, _is_mounted
+from tests.integration.agent.dir_images import BUSYBOX, Config, DirImages, busybox_layer, run
 from tests.support.wait import wait_for
-
-T = TypeVar("T")
-BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("runc") is None or shutil.which("ip") is None
@@ -36,53 +34,11 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@dataclass(frozen=True)
-class Config:
-    entrypoint: list[str] = field(default_factory=list)
-    cmd: list[str] = field(default_factory=lambda: ["sh"])
-    env: list[str] = field(default_factory=lambda: ["PATH=/bin"])
-    working_dir: str = ""
-    user: str = ""
-
-
-@dataclass(frozen=True)
-class DirImage:
-    layers: tuple[Path, ...]
-    config: Config
-
-
-class DirImages:
-    def __init__(self, layer: Path) -> None:
-        self.image = DirImage((layer,), Config())
-
-    async def get(self, reference: str, force_pull: bool = False) -> DirImage:
-        return self.image
-
-    def acquire(self, image: DirImage, container_id: str) -> None:
-        pass
-
-    def release(self, container_id: str) -> None:
-        pass
-
-
-def busybox_layer(root: Path) -> Path:
-    layer = root / "layer"
-    for d in ("bin", "etc", "proc", "sys", "dev", "tmp", "www"):
-        (layer / d).mkdir(parents=True, exist_ok=True)
-    shutil.copy(BUSYBOX, layer / "bin" / "busybox")
-    for applet in ("sh", "echo", "cat", "sleep", "httpd", "ip", "hostname", "wget", "timeout"):
-        (layer / "bin" / applet).symlink_to("busybox")
-    (layer / "etc" / "passwd").write_text("root:x:0:0::/root:/bin/sh\n")
-    (layer / "etc" / "group").write_text("root:x:0:\n")
-    return layer
-
-
-def run(coro: Awaitable[T]) -> T:
-    async def bounded() -> T:
-        async with asyncio.timeout(60):
-            return await coro
-
-    return asyncio.run(bounded())
+def _images(tmp_path: Path) -> DirImages:
+    images = DirImages(busybox_layer(tmp_path, applets=("httpd", "ip", "hostname", "wget", "timeout"),
+                                     dirs=("www",)))
+    images.add("busybox", Config(env=["PATH=/bin"]))
+    return images
 
 
 def free_port() -> int:
@@ -123,7 +79,7 @@ class Env:
 def env(tmp_path: Path) -> Iterator[Env]:
     root = f"lichen-test-oci-{uuid.uuid4().hex[:8]}"
     bridge = on.BridgeNetwork(f"lct{uuid.uuid4().hex[:8]}", state_dir=tmp_path / "net")
-    e = Env(tmp_path, root, bridge, DirImages(busybox_layer(tmp_path)))
+    e = Env(tmp_path, root, bridge, _images(tmp_path))
     try:
         yield e
     finally:

@@ -12,84 +12,22 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Awaitable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from lichen.agent.containerizer import cgroups as cg
 from lichen.agent.containerizer.base import LaunchError, LaunchSpec
 from lichen.agent.containerizer.oci import OciContainerizer, _is_mounted
-
-T = TypeVar("T")
-BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+from tests.integration.agent.dir_images import BUSYBOX, Config, DirImages, busybox_layer, run
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("runc") is None or not Path(BUSYBOX).exists(),
     reason="needs root, runc and busybox",
 )
-
-
-@dataclass(frozen=True)
-class Config:
-    entrypoint: list[str] = field(default_factory=list)
-    cmd: list[str] = field(default_factory=lambda: ["sh"])
-    env: list[str] = field(default_factory=lambda: ["PATH=/bin", "FROM_IMAGE=yes"])
-    working_dir: str = ""
-    user: str = ""
-
-
-@dataclass(frozen=True)
-class DirImage:
-    layers: tuple[Path, ...]
-    config: Config
-    reference: str = ""
-
-
-class DirImages:
-    def __init__(self, layer: Path) -> None:
-        self.images: dict[str, DirImage] = {}
-        self.layer = layer
-        self.held: dict[str, DirImage] = {}
-
-    def add(self, name: str, config: Config) -> None:
-        self.images[name] = DirImage((self.layer,), config, name)
-
-    async def get(self, reference: str, force_pull: bool = False) -> DirImage:
-        if reference not in self.images:
-            raise LookupError(f"image '{reference}' not found")
-        return self.images[reference]
-
-    def cached(self, reference: str) -> DirImage | None:
-        return self.images.get(reference)
-
-    def acquire(self, image: DirImage, container_id: str) -> None:
-        self.held[container_id] = image
-
-    def release(self, container_id: str) -> None:
-        self.held.pop(container_id, None)
-
-
-def busybox_layer(root: Path) -> Path:
-    layer = root / "layer"
-    for d in ("bin", "etc", "proc", "sys", "dev", "tmp", "srv"):
-        (layer / d).mkdir(parents=True, exist_ok=True)
-    shutil.copy(BUSYBOX, layer / "bin" / "busybox")
-    for applet in ("sh", "echo", "cat", "id", "env", "pwd", "sleep", "dd", "ls", "true"):
-        (layer / "bin" / applet).symlink_to("busybox")
-    (layer / "etc" / "passwd").write_text("root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/:/bin/sh\n")
-    (layer / "etc" / "group").write_text("root:x:0:\napp:x:1000:\n")
-    return layer
-
-
-def run(coro: Awaitable[T]) -> T:
-    async def bounded() -> T:
-        async with asyncio.timeout(60):
-            return await coro
-
-    return asyncio.run(bounded())
 
 
 def image_container(name: str, **docker: Any) -> dict[str, Any]:
@@ -121,7 +59,9 @@ class Env:
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[Env]:
     root = f"lichen-test-oci-{uuid.uuid4().hex[:8]}"
-    images = DirImages(busybox_layer(tmp_path))
+    images = DirImages(busybox_layer(tmp_path, applets=("id", "env", "pwd", "dd", "ls"), dirs=("srv",),
+                                     passwd="root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/:/bin/sh\n",
+                                     group="root:x:0:\napp:x:1000:\n"))
     images.add("busybox", Config())
     e = Env(tmp_path, root, images)
     try:
