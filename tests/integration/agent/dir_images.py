@@ -4,16 +4,22 @@ a busybox layer built in a temp dir, so those tests need no registry.
 
     images = DirImages(busybox_layer(tmp_path, applets=("httpd",)))
     images.add("busybox", Config())
+
+and `remove_leftovers` cleans up after a test that failed half-way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import shutil
+import subprocess
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+
+from lichen.agent.containerizer import cgroups as cg
+from lichen.agent.containerizer.oci import _is_mounted
 
 T = TypeVar("T")
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
@@ -81,3 +87,22 @@ def run(coro: Awaitable[T]) -> T:
             return await coro
 
     return asyncio.run(bounded())
+
+
+def remove_leftovers(state_dir: Path, containers: Iterable[tuple[Path, str]], cgroups_root: str) -> None:
+    """What a failed test may leave: runc containers (`(sandbox, container id)` pairs) in
+    `state_dir`, their rootfs mounts, and every cgroup under `cgroups_root`."""
+    for sandbox, container_id in containers:
+        subprocess.run(["runc", "--root", str(state_dir), "delete", "--force", container_id],
+                       check=False, capture_output=True)
+        rootfs = sandbox / ".lichen" / "oci" / "rootfs"
+        if _is_mounted(rootfs):
+            subprocess.run(["umount", "-l", str(rootfs)], check=False)
+    cg.remove_root(cgroups_root)
+    for base in Path("/sys/fs/cgroup").iterdir():
+        leftover = base / cgroups_root
+        if leftover.is_dir():
+            for child in sorted(leftover.rglob("*"), reverse=True):
+                if child.is_dir():
+                    child.rmdir()
+            leftover.rmdir()

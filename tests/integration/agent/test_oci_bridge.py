@@ -20,11 +20,17 @@ from typing import Any
 
 import pytest
 
-from lichen.agent.containerizer import cgroups as cg
 from lichen.agent.containerizer import oci_network as on
 from lichen.agent.containerizer.base import LaunchError, LaunchSpec
 from lichen.agent.containerizer.oci import OciContainerizer, _is_mounted
-from tests.integration.agent.dir_images import BUSYBOX, Config, DirImages, busybox_layer, run
+from tests.integration.agent.dir_images import (
+    BUSYBOX,
+    Config,
+    DirImages,
+    busybox_layer,
+    remove_leftovers,
+    run,
+)
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.skipif(
@@ -83,26 +89,13 @@ def env(tmp_path: Path) -> Iterator[Env]:
     try:
         yield e
     finally:
-        state = tmp_path / "work" / "oci-state"
-        for sandbox, container_id in e.ids:
-            subprocess.run(["runc", "--root", str(state), "delete", "--force", container_id],
-                           check=False, capture_output=True)
-            rootfs = sandbox / ".lichen" / "oci" / "rootfs"
-            if _is_mounted(rootfs):
-                subprocess.run(["umount", "-l", str(rootfs)], check=False)
+        remove_leftovers(tmp_path / "work" / "oci-state", e.ids, root)
+        for sandbox, _ in e.ids:
             plan = on.load_plan(sandbox / ".lichen" / "oci-network.json")
             if plan is not None:
                 bridge.teardown(plan)
         subprocess.run(["ip", "link", "del", bridge.bridge], check=False, capture_output=True)
         on._remove_nat(bridge.bridge, None)          # a test that failed half-way
-        cg.remove_root(root)
-        for base in Path("/sys/fs/cgroup").iterdir():
-            leftover = base / root
-            if leftover.is_dir():
-                for child in sorted(leftover.rglob("*"), reverse=True):
-                    if child.is_dir():
-                        child.rmdir()
-                leftover.rmdir()
 
 
 def http_get(port: int, deadline: float) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,7 +21,14 @@ import pytest
 from lichen.agent.containerizer import cgroups as cg
 from lichen.agent.containerizer.base import LaunchError, LaunchSpec
 from lichen.agent.containerizer.oci import OciContainerizer, _is_mounted
-from tests.integration.agent.dir_images import BUSYBOX, Config, DirImages, busybox_layer, run
+from tests.integration.agent.dir_images import (
+    BUSYBOX,
+    Config,
+    DirImages,
+    busybox_layer,
+    remove_leftovers,
+    run,
+)
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("runc") is None or not Path(BUSYBOX).exists(),
@@ -67,21 +73,7 @@ def env(tmp_path: Path) -> Iterator[Env]:
     try:
         yield e
     finally:
-        state = tmp_path / "work" / "oci-state"
-        for sandbox, container_id in e.ids:
-            subprocess.run(["runc", "--root", str(state), "delete", "--force", container_id],
-                           check=False, capture_output=True)
-            rootfs = sandbox / ".lichen" / "oci" / "rootfs"
-            if _is_mounted(rootfs):
-                subprocess.run(["umount", "-l", str(rootfs)], check=False)
-        cg.remove_root(root)
-        for base in Path("/sys/fs/cgroup").iterdir():
-            leftover = base / root
-            if leftover.is_dir():
-                for child in sorted(leftover.rglob("*"), reverse=True):
-                    if child.is_dir():
-                        child.rmdir()
-                leftover.rmdir()
+        remove_leftovers(tmp_path / "work" / "oci-state", e.ids, root)
 
 
 def launch_and_wait(env: Env, spec: LaunchSpec) -> Any:
